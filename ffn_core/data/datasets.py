@@ -1,0 +1,304 @@
+"""Dataset registry (:class:`DatasetSpec`) and the TSN list-file dataset (:class:`VideoListDataset`).
+
+A list file has one line per video, ``<path> <num_frames> <label>``: ``path`` is relative to the
+data root and may contain spaces (``num_frames`` and ``label`` are the last two whitespace
+tokens); ``num_frames`` is the decodable count (:func:`~ffn_core.data.readers.probe_num_frames`).
+
+A sample is ``(clips, label)``: ``clips`` holds one float32 tensor ``(T_k, 3, H, W)`` per frame
+count in ``frames`` (ascending); in eval mode with ``V = num_clips * test_crops > 1`` views each is
+``(V, T_k, 3, H, W)``. Frame indices of every stream are drawn independently (paper §3.1), decoded
+once (sorted union) and transformed together, so every stream shares one crop/scale/flip.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ffn_core.config import atomic_write_text, parse_frames
+from ffn_core.data.readers import KINDS, VideoReadError, open_reader
+from ffn_core.data.sampling import multi_frequency_indices, union_indices
+from ffn_core.data.transforms import build_transform
+
+__all__ = [
+    "DatasetSpec", "register_dataset", "get_dataset_spec", "list_datasets",
+    "VideoRecord", "read_list_file", "write_list_file", "VideoListDataset", "build_dataset",
+    "IMAGENET_MEAN", "IMAGENET_STD",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DatasetSpec:
+    """How to read one dataset: storage ``kind`` (``"frames"`` folders or ``"video"`` files), the
+    frame-file ``template`` and ``start_index`` (frames only), ``num_classes`` (``None``: one class
+    name per line of ``<data_root>/classes.txt``), normalisation ``mean``/``std`` and whether
+    horizontal ``flip`` is a valid augmentation (not on Something-Something or the synthetic
+    benchmark, whose labels depend on left/right: paper Supp. A)."""
+
+    name: str
+    kind: str
+    template: str
+    num_classes: int | None
+    mean: tuple
+    std: tuple
+    flip: bool
+    start_index: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"dataset {self.name!r}: kind={self.kind!r}, expected one of {', '.join(KINDS)}")
+        if self.num_classes is not None and (not isinstance(self.num_classes, int) or self.num_classes <= 0):
+            raise ValueError(f"dataset {self.name!r}: num_classes={self.num_classes!r}, expected a positive int or None")
+        self.mean, self.std = tuple(float(m) for m in self.mean), tuple(float(s) for s in self.std)
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"dataset {self.name!r}: mean/std must be 3 values each (std > 0)")
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry (a later registration of the same name replaces it)."""
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"register_dataset: expected a DatasetSpec, got {type(spec).__name__}")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_dataset_spec(name: str) -> DatasetSpec:
+    if name not in _REGISTRY:
+        raise KeyError(f"dataset={name!r}: unknown; known datasets: {', '.join(list_datasets())}")
+    return _REGISTRY[name]
+
+
+def list_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+for _spec in (
+    DatasetSpec("synthetic", "video", "{:05d}.jpg", None, (0.5,) * 3, (0.25,) * 3, False,
+                description="embedded synthetic temporal benchmark (mp4); classes from classes.txt"),
+    DatasetSpec("ssv1", "frames", "{:05d}.jpg", 174, IMAGENET_MEAN, IMAGENET_STD, False,
+                description="Something-Something V1 (JPEG frame folders)"),
+    DatasetSpec("ssv2", "frames", "{:06d}.jpg", 174, IMAGENET_MEAN, IMAGENET_STD, False,
+                description="Something-Something V2 (JPEG frame folders extracted from webm)"),
+    DatasetSpec("k400", "video", "{:05d}.jpg", 400, IMAGENET_MEAN, IMAGENET_STD, True,
+                description="Kinetics-400 (video files)"),
+    DatasetSpec("hmdb51", "video", "{:05d}.jpg", 51, IMAGENET_MEAN, IMAGENET_STD, True,
+                description="HMDB51 (video files)"),
+    DatasetSpec("ucf101", "video", "{:05d}.jpg", 101, IMAGENET_MEAN, IMAGENET_STD, True,
+                description="UCF101 (video files)"),
+):
+    register_dataset(_spec)
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class VideoRecord:
+    path: str
+    num_frames: int
+    label: int
+
+
+_EXPECTED = "expected '<path> <num_frames> <label>'"
+
+
+def _parse_list(path: str | os.PathLike) -> list[tuple[int, VideoRecord]]:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"list file {p} not found")
+    out = []
+    for lineno, raw in enumerate(p.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        parts = line.rsplit(None, 2)
+        if len(parts) != 3:
+            raise ValueError(f"{p}:{lineno}: {_EXPECTED}, got {raw!r}")
+        try:
+            num_frames, label = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with integer num_frames and label, got {raw!r}") from None
+        if num_frames <= 0:
+            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with num_frames >= 1, got {raw!r}")
+        if label < 0:
+            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with a label >= 0, got {raw!r}")
+        out.append((lineno, VideoRecord(parts[0], num_frames, label)))
+    return out
+
+
+def read_list_file(path: str | os.PathLike) -> list[VideoRecord]:
+    """Parse a TSN list file (blank lines are skipped); errors name ``FILE:LINE``."""
+    return [r for _, r in _parse_list(path)]
+
+
+def write_list_file(path: str | os.PathLike, records: Sequence[VideoRecord]) -> None:
+    """Write ``records`` as a TSN list file atomically (temporary file + rename)."""
+    lines = []
+    for i, r in enumerate(records):
+        if not r.path or r.path != r.path.strip() or "\n" in r.path or "\r" in r.path:
+            raise ValueError(f"record {i} ({r.path!r}): the path must be non-empty, one line, no leading/trailing spaces")
+        if int(r.num_frames) <= 0 or int(r.label) < 0:
+            raise ValueError(f"record {i} ({r.path!r}): expected num_frames >= 1 and label >= 0, got {r}")
+        lines.append(f"{r.path} {int(r.num_frames)} {int(r.label)}\n")
+    atomic_write_text(path, "".join(lines))
+
+
+# ---------------------------------------------------------------------------------------------
+class VideoListDataset(Dataset):
+    """TSN list file -> ``(clips, label)`` samples for a set of frame counts (module docstring).
+
+    Sampling: train draws fresh TSN indices each time (``mode="train"``); eval uses segment
+    centres shifted per temporal clip. Indices are clamped to ``min(stored num_frames, the
+    reader's decodable count)``. Eval views: ``V = num_clips * test_crops``; view
+    ``v = clip * test_crops + crop`` (every temporal clip gets all spatial crops).
+
+    Randomness (train only): each ``__getitem__`` draws one 62-bit seed from torch's global RNG
+    and seeds ``numpy.random.default_rng((seed, index))`` with it; the crop/flip also use torch's
+    RNG. A ``DataLoader`` seeds each worker's torch RNG with ``base_seed + worker_id``, where
+    ``base_seed`` is drawn from the main process's torch RNG per epoch, so after
+    ``torch.manual_seed(s)`` all draws are reproducible and differ across workers and epochs (also
+    with ``num_workers=0``, where the main RNG simply advances). Eval draws nothing from any RNG.
+
+    Corrupt or missing videos (:class:`VideoReadError`): with ``on_error="raise"`` (default for
+    eval) the error propagates, naming the file. With ``on_error="skip"`` (default for train) a
+    warning is logged once per file, its path is added to ``.bad_videos`` (per process: each
+    DataLoader worker keeps its own set) and the next index (``i + 1``, wrapping, skipping known
+    bad ones) is returned instead, so the substitution is deterministic.
+    """
+
+    def __init__(self, list_file: str | os.PathLike, root: str | os.PathLike, spec: DatasetSpec | str,
+                 frames: Sequence[int], train: bool, crop_size: int, resize: int, num_clips: int = 1,
+                 test_crops: int = 1, backend: str = "decord", on_error: str | None = None) -> None:
+        self.spec = get_dataset_spec(spec) if isinstance(spec, str) else spec
+        self.list_file, self.root = Path(list_file), Path(root)
+        self.frames = parse_frames(frames, key="frames")
+        self.train, self.backend = bool(train), backend
+        if train and (num_clips != 1 or test_crops != 1):
+            raise ValueError(f"num_clips={num_clips}, test_crops={test_crops}: multiple views are for eval only (train=False)")
+        if not isinstance(num_clips, int) or num_clips < 1:
+            raise ValueError(f"num_clips={num_clips!r}: expected an integer >= 1")
+        self.num_clips, self.test_crops = num_clips, test_crops
+        self.on_error = on_error or ("skip" if train else "raise")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'skip'")
+        self.transform = build_transform(train, crop_size, resize, self.spec.mean, self.spec.std,
+                                         self.spec.flip, test_crops=test_crops)
+        parsed = _parse_list(self.list_file)
+        self.records = [r for _, r in parsed]
+        if not self.records:
+            raise ValueError(f"list file {self.list_file} has no records")
+        self.class_names = self._load_class_names()
+        self.num_classes = len(self.class_names)
+        for lineno, r in parsed:
+            if r.label >= self.num_classes:
+                raise ValueError(f"{self.list_file}:{lineno}: label {r.label} >= num_classes={self.num_classes} "
+                                 f"(dataset {self.spec.name!r})")
+        self.bad_videos: set[str] = set()
+
+    @property
+    def num_views(self) -> int:
+        return self.num_clips * self.test_crops
+
+    def _load_class_names(self) -> list[str]:
+        path = self.root / "classes.txt"
+        if path.is_file():
+            names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            if self.spec.num_classes is not None and len(names) != self.spec.num_classes:
+                raise ValueError(f"{path}: {len(names)} class names, but dataset {self.spec.name!r} "
+                                 f"has {self.spec.num_classes} classes")
+            if not names:
+                raise ValueError(f"{path}: no class names (expected one per line)")
+            return names
+        if self.spec.num_classes is None:
+            raise FileNotFoundError(f"{path} not found: dataset {self.spec.name!r} reads its class names "
+                                    "from classes.txt in the data root (one per line)")
+        return [str(i) for i in range(self.spec.num_classes)]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def video_path(self, index: int) -> str:
+        return os.path.join(self.root, self.records[index].path)
+
+    def __getitem__(self, index: int):
+        n = len(self.records)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} records of {self.list_file}")
+        index %= n
+        first_error = None
+        for step in range(n):
+            i = (index + step) % n
+            path = self.video_path(i)
+            if path in self.bad_videos and step < n - 1:
+                continue
+            try:
+                return self._load(i), self.records[i].label
+            except VideoReadError as e:
+                if self.on_error == "raise":
+                    raise
+                first_error = first_error or e
+                if path not in self.bad_videos:
+                    log.warning("skipping unreadable video (%s); using the next sample instead", e)
+                    self.bad_videos.add(path)
+        raise VideoReadError(self.list_file, f"no readable video left (first error: {first_error})")
+
+    def _index_sets(self, num_frames: int, index: int) -> list[list[np.ndarray]]:
+        """``sets[c][k]``: indices for temporal clip ``c`` and frame count ``frames[k]``."""
+        if self.train:
+            seed = int(torch.randint(0, 2**62, ()).item())
+            rng = np.random.default_rng((seed, index))
+            return [multi_frequency_indices(num_frames, self.frames, "train", rng=rng)]
+        return [multi_frequency_indices(num_frames, self.frames, "val", clip=c, num_clips=self.num_clips)
+                for c in range(self.num_clips)]
+
+    def _load(self, index: int) -> tuple:
+        rec = self.records[index]
+        with open_reader(self.video_path(index), self.spec.kind, template=self.spec.template,
+                         start_index=self.spec.start_index, backend=self.backend) as reader:
+            n = min(rec.num_frames, reader.num_frames())
+            sets = self._index_sets(n, index)
+            union, pos = union_indices([s for clip_sets in sets for s in clip_sets])
+            frames = reader.read(union)
+        # the transform is per-frame identical, so transforming the union (not the K-fold
+        # concatenation) gives the same frames with fewer pixels to process
+        x = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous())
+        views = x if self.test_crops == 3 else x.unsqueeze(0)  # (crops, U, 3, h, w)
+        K = len(self.frames)
+        clips = []
+        for k in range(K):
+            per_view = [views[j][pos[c * K + k]] for c in range(self.num_clips) for j in range(self.test_crops)]
+            clips.append(per_view[0] if len(per_view) == 1 else torch.stack(per_view))
+        return tuple(clips)
+
+
+def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> VideoListDataset:
+    """A :class:`VideoListDataset` for ``split`` ("train" | "val") from a :class:`~ffn_core.config.Config`."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split={split!r}: expected 'train' or 'val'")
+    train = split == "train"
+    list_file = cfg.train_list_path if train else cfg.val_list_path
+    if not Path(list_file).is_file():
+        raise FileNotFoundError(
+            f"list file {list_file} not found (split={split}, data_root={cfg.data_root}): generate the "
+            "synthetic benchmark with `python -m ffn_core synth` or convert an official release with "
+            "`python -m ffn_core prepare`"
+        )
+    return VideoListDataset(
+        list_file, cfg.data_root, cfg.dataset, frames if frames is not None else cfg.frames, train=train,
+        crop_size=cfg.crop_size, resize=cfg.test_resize,
+        num_clips=1 if train else cfg.num_clips, test_crops=1 if train else cfg.test_crops,
+        backend=cfg.video_backend,
+    )
