@@ -22,7 +22,10 @@ from typing import Any, Mapping
 
 import yaml
 
-__all__ = ["Config", "ConfigError", "load_config", "parse_frames", "parse_cli_overrides", "save_config"]
+__all__ = [
+    "Config", "ConfigError", "load_config", "parse_frames", "parse_cli_overrides", "save_config",
+    "atomic_write_text",
+]
 
 
 class ConfigError(ValueError):
@@ -81,6 +84,8 @@ class Config:
     amp: str = "none"                  # none | bf16 | fp16 (CUDA only)
     channels_last: bool = False
     stream_backward: bool = False      # back-propagate stream by stream (lower peak memory)
+    fc_lr_mult: bool = True            # classifier weight lr x5, bias lr x10 (TSM recipe); false for AdamW recipes
+    freeze_bn: bool = False            # keep BatchNorms in eval mode while training (frozen statistics)
     eval_every: int = 1                # epochs between evaluations
     eval_frames: tuple = ()            # frame counts evaluated each epoch (default: frames)
     extra: dict = field(default_factory=dict)  # free-form notes, copied to outputs
@@ -128,6 +133,11 @@ class Config:
             raise ConfigError(
                 f"frames={list(self.frames)} with strategy={self.strategy}: expected two frame "
                 "counts (low, high), e.g. frames=4,16 (paper Table 1)"
+            )
+        if self.strategy == "finetune" and len(self.frames) != 1:
+            raise ConfigError(
+                f"frames={list(self.frames)} with strategy=finetune: expected the one target frame "
+                "count to fine-tune at, e.g. frames=4 (the checkpoint in finetune_from holds the other)"
             )
         if self.strategy == "finetune" and not self.finetune_from:
             raise ConfigError("strategy=finetune needs finetune_from=<checkpoint trained at another frame count>")
@@ -357,6 +367,12 @@ def save_config(cfg: Config, path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +380,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -296,8 +296,13 @@ def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> Video
             "synthetic benchmark with `python -m ffn_core synth` or convert an official release with "
             "`python -m ffn_core prepare`"
         )
+    # A folder written by `python -m ffn_core prepare` describes its storage (videos or frame
+    # folders, template) in dataset.json; the registered spec supplies normalisation and flip.
+    from ffn_core.data.prepare.description import prepared_spec
+
+    spec = prepared_spec(cfg.data_root, cfg.dataset)
     return VideoListDataset(
-        list_file, cfg.data_root, cfg.dataset, frames if frames is not None else cfg.frames, train=train,
+        list_file, cfg.data_root, spec, frames if frames is not None else cfg.frames, train=train,
         crop_size=cfg.crop_size, resize=cfg.test_resize,
         num_clips=1 if train else cfg.num_clips, test_crops=1 if train else cfg.test_crops,
         backend=cfg.video_backend,
