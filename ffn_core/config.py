@@ -45,6 +45,7 @@ class Config:
     device: str = "auto"               # auto | cpu | cuda | cuda:N
     deterministic: bool = False        # torch.use_deterministic_algorithms + fixed cudnn
     log_every: int = 20                # steps between headless log lines
+    threads: int = 0                   # torch CPU intra-op threads for train/eval (0: torch's default)
     # ---- data --------------------------------------------------------------------------------
     dataset: str = "synthetic"         # a name from ffn_core.data.list_datasets()
     data_root: str = "data/synthetic_smoke"  # folder holding the list files and videos/frames
@@ -115,7 +116,7 @@ class Config:
             raise ConfigError(f"device={self.device!r}: expected auto, cpu, cuda or cuda:N")
         for key in ("epochs", "batch_size", "crop_size", "num_clips", "log_every", "eval_every"):
             _check_positive(key, getattr(self, key))
-        for key in ("num_workers", "resize", "weight_decay", "clip_grad", "warmup_epochs", "lambda_kl"):
+        for key in ("num_workers", "resize", "weight_decay", "clip_grad", "warmup_epochs", "lambda_kl", "threads"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}={getattr(self, key)!r}: expected a number >= 0")
         if not self.lr > 0:

@@ -1,0 +1,107 @@
+"""One optimisation step: forward every stream, the loss, backward (summed or stream by stream), update.
+
+Summed backward (default; the original code): forward all streams, ``loss = CE_H + λ Σ KL``, one
+``backward()``. Peak activation memory is the *sum* of the streams' graphs.
+
+``stream_backward``: streams run highest T first. The H stream's loss (its CE) is back-propagated
+at once, its logits are kept *detached* as the teacher, then each lower stream is forwarded and its
+loss (KL to the detached teacher, or its CE for ``ce_all``) back-propagated before the next stream
+runs. The gradients are the same as the summed backward's - the teacher is detached in the MFAL loss
+anyway (Eq. 5 with stop-gradient, ffn_method §1.3), so no term couples two graphs - but only one
+stream's graph is alive at a time: peak activation memory is that of the largest stream. Under DDP,
+every backward but the last runs inside ``no_sync()``, so gradients are all-reduced once per step.
+The per-stream losses are computed by the same loss function on ``{H: teacher.detach(), s: z_s}``,
+which needs the loss to be a sum over streams (true for ``mfal`` and ``ce_all``; checked by a test).
+
+Clipping unscales first under fp16 AMP (the original ``--gd`` was silently skipped with ``--amp``).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Optional, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["forward_backward", "optimizer_step", "autocast_context"]
+
+
+def autocast_context(device: torch.device, amp: str) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of autocast contexts (``bf16``/``fp16`` on CUDA; a no-op elsewhere or for ``none``)."""
+    if amp == "none" or device.type != "cuda":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _key(stream, x) -> int:
+    return int(stream) if stream is not None else int(x.shape[1])
+
+
+def _detach(v) -> torch.Tensor:
+    return v.detach() if torch.is_tensor(v) else torch.tensor(float(v))
+
+
+def forward_backward(model: nn.Module, inputs: Sequence[tuple], target: torch.Tensor, loss_fn: Callable, *,
+                     stream_backward: bool = False, autocast: Callable = contextlib.nullcontext,
+                     scaler: Optional[torch.amp.GradScaler] = None,
+                     no_sync: Optional[Callable] = None) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    """Forward ``inputs`` (``[(stream, clip), ...]``, highest T first) and back-propagate the loss.
+
+    ``model`` may be DDP-wrapped (it is only called, ``model(clip, stream=s)``); ``no_sync`` is its
+    ``no_sync`` method (or ``None``). Returns ``(total loss, detached; terms; detached logits of the
+    first = highest stream)`` - gradients are left in ``.grad``.
+    """
+    scale = scaler.scale if scaler is not None else (lambda t: t)
+    if not stream_backward or len(inputs) == 1:
+        with autocast():
+            logits = {}
+            for stream, x in inputs:
+                logits[_key(stream, x)] = model(x, stream=stream)
+            total, terms = loss_fn(logits, target)
+        scale(total).backward()
+        first = next(iter(logits.values()))
+        return total.detach(), {k: _detach(v) for k, v in terms.items()}, first.detach()
+
+    terms: dict = {}
+    total = None
+    teacher_key, teacher = None, None
+    for i, (stream, x) in enumerate(inputs):
+        last = i == len(inputs) - 1
+        ctx = no_sync() if (no_sync is not None and not last) else contextlib.nullcontext()
+        key = _key(stream, x)
+        with ctx:
+            with autocast():
+                z = model(x, stream=stream)
+                part, part_terms = loss_fn({key: z} if i == 0 else {teacher_key: teacher, key: z}, target)
+            scale(part).backward()
+        part = part.detach()
+        if i == 0:
+            teacher_key, teacher, first_part = key, z.detach(), part
+            total = part
+        else:
+            total = total + (part - first_part)  # the teacher's own term is repeated in every part
+        for k, v in part_terms.items():
+            terms.setdefault(k, _detach(v))
+        del z
+    if "total" in terms:  # the loss's own total of the first part is the teacher's term only
+        terms["total"] = total
+    return total, terms, teacher
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Optional[torch.amp.GradScaler],
+                   clip_grad: float = 0.0) -> Optional[torch.Tensor]:
+    """Unscale (AMP) -> clip -> step -> update the scaler -> zero the grads. Returns the grad norm
+    (before clipping) when clipping is on, else ``None``."""
+    norm = None
+    if clip_grad > 0:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm
