@@ -12,6 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# One intra-op thread: the tests use tiny tensors, where thread start-up costs more than it saves,
+# and a loaded 2-core machine (CI beside other jobs) makes 2 threads up to 10x slower. Subprocesses
+# (torchrun, papermill kernels) get the same through OMP_NUM_THREADS.
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 NUM_FRAMES, HEIGHT, WIDTH = 24, 32, 40
 
