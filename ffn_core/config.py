@@ -339,6 +339,7 @@ def load_config(params: str | os.PathLike | None = None, **overrides: Any) -> Co
         seen = set()
         while True:
             data = _read_yaml(p)
+            data.pop("suite", None)  # notebook-suite options (ffn_core.analysis.notebook.load_params)
             chain.append((p, data))
             parent = data.pop("inherit", None)
             if not parent:

@@ -1,0 +1,248 @@
+"""Execute the notebook chain 01..07 with the smoke parameters (papermill) and check what it writes.
+
+The chain runs ONCE (module fixture, through ``ffn_core.suite.run_suite``: the papermill API) on a
+36-clip subset of the smoke tier, 1 epoch, tiny model at 16 px; each test then asserts on one
+notebook's result files. Further tests run the real ``papermill`` CLI with ``-p frames "[4,8,16]"``
+(a string), a bad parameter (a clear ConfigError naming it), and a failing suite (stops at the
+first failure, naming notebook and cell).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAMES = (4, 8, 16)
+ANY = [2, 4, 8, 12, 16, 20]
+TFD = [4, 8, 12, 16]
+
+
+def _subset(src: Path, dst: Path, per_class: int) -> None:
+    from ffn_core.data import read_list_file, write_list_file
+
+    seen, keep = {}, []
+    for r in read_list_file(src):
+        if seen.get(r.label, 0) < per_class:
+            keep.append(r)
+            seen[r.label] = seen.get(r.label, 0) + 1
+    write_list_file(dst, keep)
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory) -> Path:
+    """A params file inheriting params/smoke.yaml: 1 epoch, 16 px, 2 clips per class, small sweeps."""
+    from ffn_core.data.synthetic import ensure_synthetic
+
+    tmp = tmp_path_factory.mktemp("nbparams")
+    data = ensure_synthetic(ROOT / "data" / "synthetic_smoke", "smoke", seed=0, workers=1, verbose=False)
+    _subset(data / "train.txt", tmp / "train.txt", 2)
+    _subset(data / "val.txt", tmp / "val.txt", 2)
+    path = tmp / "test_smoke.yaml"
+    path.write_text(yaml.safe_dump({
+        "inherit": str(ROOT / "params" / "smoke.yaml"), "epochs": 1, "crop_size": 16, "data_root": str(data),
+        "train_list": str(tmp / "train.txt"), "val_list": str(tmp / "val.txt"), "frames": list(FRAMES),
+        "suite": {"lambdas": [2.0], "mixed_rhos": [0.5], "proportional_rhos": [0.5], "recal_batches": 2,
+                  "any_frames": ANY, "tfd_frames": TFD, "cascade_taus": 5}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def chain(params, tmp_path_factory) -> Path:
+    from ffn_core.suite import run_suite
+
+    runs = tmp_path_factory.mktemp("runs")
+    assert run_suite(params, name="chain", runs_dir=runs) == 0
+    return runs / "chain"
+
+
+def _csv(chain: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(chain / "results" / name, dtype={"spec": str, "params": str}).fillna({"spec": ""})
+
+
+def _acc(df: pd.DataFrame, method: str, t: int, spec: str | None = None) -> float:
+    sel = df[(df.method == method) & (df.frames == t)]
+    if spec is not None:
+        sel = sel[sel.spec == spec]
+    assert len(sel) == 1, (method, t, spec, sel)
+    return float(sel.top1.iloc[0])
+
+
+def _text(nb_path: Path) -> str:
+    import nbformat
+
+    out = []
+    for cell in nbformat.read(nb_path, 4).cells:
+        for o in cell.get("outputs", []):
+            out.append(o.get("text", "") if o.output_type == "stream" else json.dumps(o.get("data", {})))
+    return "\n".join(out)
+
+
+def test_suite_ran_every_notebook(chain):
+    log = json.loads((chain / "suite.json").read_text())
+    assert [n[:2] for n in log["notebooks"]] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert all(v["status"] == "ok" for v in log["notebooks"].values())
+    for nb in log["notebooks"]:
+        assert (chain / f"{nb}.ipynb").is_file()
+
+
+def test_01_data_prep(chain):
+    info = json.loads((chain / "results" / "01_data.json").read_text())
+    assert info["num_train"] == 36 and info["num_val"] == 36 and info["num_classes"] == len(info["class_names"]) == 18
+    samp = _csv(chain, "01_sampling.csv")
+    assert len(samp) == 2 * sum(FRAMES)
+    for t in FRAMES:  # one index per segment, in order, in range
+        val = samp[(samp.frames == t) & (samp["mode"] == "val")]["index"].to_numpy()
+        assert list(val // (info["video_frames_max"] / t)) == list(range(t))
+    for fig in ("01_sampling.png", "01_clips.png"):
+        assert (chain / "figures" / fig).stat().st_size > 1000
+    assert "image/png" in _text(chain / "01_data_prep.ipynb")  # figures render inline
+
+
+def test_02_baseline_tfd(chain):
+    cross = _csv(chain, "02_cross_eval.csv")
+    assert set(cross.method) == {f"ST-{t}" for t in FRAMES} and len(cross) == len(FRAMES) * len(TFD)
+    assert set(cross[cross.trained].apply(lambda r: (r.method, r.frames), axis=1)) == {(f"ST-{t}", t) for t in FRAMES}
+    assert cross.top1.between(0, 100).all()
+    gm = cross.groupby("frames").gmacs.first()  # same architecture: GMACs grow linearly with T
+    assert gm[16] == pytest.approx(4 * gm[4], rel=1e-6)
+    tfd = pd.read_csv(chain / "results" / "02_tfd_matrix.csv", index_col=0)
+    assert all(tfd.loc[f"ST-{t}", str(t)] == 0 for t in FRAMES)
+    bn = _csv(chain, "02_bn_stats.csv")
+    assert set(bn.model) == {"ST-4", "ST-16"} and bn.layer.str.startswith("layer4").all()
+    for fig in ("02_cross_eval_heatmap.png", "02_tfd_heatmap.png", "02_acc_vs_gmacs.png", "02_bn_stats.png"):
+        assert (chain / "figures" / fig).is_file()
+
+
+def test_03_train_ffn(chain):
+    ffn = _csv(chain, "03_ffn.csv")
+    assert set(ffn[ffn.trained].frames) == set(FRAMES) and (ffn.method == "FFN").all()
+    comp = _csv(chain, "03_comparison.csv")
+    assert list(dict.fromkeys(comp.method)) == ["H-trained", "ST", "FFN"]
+    cross = _csv(chain, "02_cross_eval.csv")
+    for t in FRAMES:  # the comparison reuses 02's numbers
+        assert _acc(comp, "ST", t) == _acc(cross, f"ST-{t}", t)
+        assert _acc(comp, "H-trained", t) == _acc(cross, "ST-16", t)
+    costs = _csv(chain, "03_costs.csv")
+    st_costs = _csv(chain, "02_costs.csv")
+    assert (costs.params > st_costs.params.iloc[0]).all()  # private norms + WA cost a few parameters
+
+
+def test_04_ablations(chain):
+    abl = _csv(chain, "04_ablations.csv")
+    got = set(zip(abl.method, abl.spec))
+    assert {("ST", ""), ("FFN", ""), ("w/o SN", ""), ("w/o WA", ""), ("w/o TD", ""), ("w/o WS", ""),
+            ("FFN", "λ=2")} <= got
+    p = {m: float(abl[abl.method == m].params.iloc[0].rstrip("M").split("×")[0]) for m in ("FFN", "w/o WS")}
+    assert p["w/o WS"] > 2.5 * p["FFN"]  # private convolutions: ~3x the parameters
+    cfg = yaml.safe_load((chain / "models" / "ffn_4-8-16_wo-sn_e1" / "config.yaml").read_text())
+    assert cfg["private_norm"] is False and cfg["strategy"] == "ffn"
+
+
+def test_05_baselines(chain):
+    b = _csv(chain, "05_baselines.csv")
+    assert {"H-trained", "Mixed", "Proportional", "Fine-tuning", "Ensemble", "ST", "FFN", "BN recalibration"} <= set(b.method)
+    st = _csv(chain, "02_cross_eval.csv")
+    for t in FRAMES:  # the ensemble runs all three ST models at t
+        ens = b[(b.method == "Ensemble") & (b.frames == t)].iloc[0]
+        assert ens.gmacs == pytest.approx(3 * st[(st.method == "ST-16") & (st.frames == t)].gmacs.iloc[0])
+    # BN recalibration leaves the model untouched at the count it was trained at
+    assert _acc(b, "BN recalibration", 16) == _acc(b, "H-trained", 16)
+    ft = yaml.safe_load((chain / "models" / "finetune_16to4_e1" / "config.yaml").read_text())
+    assert ft["finetune_from"].endswith("st_16_e1/best.pt") and ft["frames"] == [4]
+    assert "reuse: st_16_e1" in _text(chain / "05_baselines.ipynb")  # 02's runs were not retrained
+
+
+def test_06_any_frame(chain):
+    a = _csv(chain, "06_any_frame.csv")
+    for m in ("FFN(2)", "FFN(3)", "FFN(4)", "H-trained"):
+        assert sorted(a[a.method == m].frames) == ANY, m
+    assert sorted(a[a.method == "ST"].frames) == list(FRAMES)
+    ffn = _csv(chain, "03_ffn.csv")
+    for t in FRAMES:  # FFN(3) is 03's model: same checkpoint, same data, same numbers
+        assert _acc(a, "FFN(3)", t) == _acc(ffn, "FFN", t)
+    c = _csv(chain, "06_cascade.csv")
+    p = _csv(chain, "06_cascade_points.csv")
+    for model in ("FFN", "ST"):
+        cm, pm = c[c.model == model].set_index("tau"), p[p.model == model].set_index("frames")
+        assert cm.loc[0.0, "top1"] == pytest.approx(pm.loc[4, "top1"])
+        assert cm.loc[0.0, "mean_gmacs"] == pytest.approx(pm.loc[4, "gmacs"])
+        assert cm.loc[1.0, "mean_gmacs"] == pytest.approx(pm.gmacs.sum())
+        assert cm.loc[1.0, "top1"] == pytest.approx(pm.loc[16, "top1"])
+    assert "explorer is skipped" in _text(chain / "06_any_frame.ipynb")  # headless: a note, no widget
+    for fig in ("06_any_frame.png", "06_sequences.png", "06_cascade.png"):
+        assert (chain / "figures" / fig).is_file()
+
+
+def test_07_report(chain):
+    text = (chain / "report.md").read_text()
+    for header in ("## Claims", "## TFD", "## Baselines (Table 1)", "## Design ablation (Table 4)",
+                   "## Number and choice of sequences", "## Any-frame inference", "## Confidence-cascaded"):
+        assert header in text
+    claims = json.loads((chain / "results" / "claims.json").read_text())
+    assert len(claims) >= 16 and all(c["verdict"] != "not measured" for c in claims), \
+        [c for c in claims if c["holds"] is None]
+    failed = [c for c in claims if c["holds"] is False]
+    assert f"{len(claims) - len(failed)} of {len(claims)} claims hold" in text
+    for c in failed:
+        assert c["claim"] in text.split("## TFD")[0]
+    assert "](figures/06_cascade.png)" in text
+
+
+def test_models_trained_once(chain):
+    names = sorted(p.name for p in (chain / "models").iterdir())
+    assert names == sorted([
+        "st_4_e1", "st_8_e1", "st_16_e1", "ffn_4-8-16_e1", "ffn_4-8-16_wo-sn_e1", "ffn_4-8-16_wo-wa_e1",
+        "ffn_4-8-16_wo-td_e1", "ffn_4-8-16_wo-ws_e1", "ffn_4-8-16_lambda2_e1", "mixed_4-16_rho0.5_e1",
+        "proportional_4-16_rho0.5_e1", "finetune_16to4_e1", "ffn_4-16_e1", "ffn_4-8-12-16_e1"])
+
+
+def test_papermill_cli_frames_as_string(chain, params, tmp_path):
+    """The real CLI, run from another cwd, with frames given as the STRING "[4,8,16]": reuses 03's run."""
+    before = (chain / "models" / "ffn_4-8-16_e1" / "metrics.json").stat().st_mtime_ns
+    exe = Path(sys.executable).with_name("papermill")
+    cmd = [str(exe)] if exe.is_file() else [sys.executable, "-m", "papermill"]
+    out = tmp_path / "out.ipynb"
+    r = subprocess.run(cmd + [str(ROOT / "notebooks" / "03_train_ffn.ipynb"), str(out), "-p", "frames", "[4,8,16]",
+                              "-p", "params_file", str(params), "-p", "out_dir", str(chain), "--cwd", str(tmp_path)],
+                       capture_output=True, text=True, env={**os.environ, "FFN_HEADLESS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = _text(out)
+    assert "frames (4, 8, 16)" in text and "reuse: ffn_4-8-16_e1" in text
+    assert (chain / "models" / "ffn_4-8-16_e1" / "metrics.json").stat().st_mtime_ns == before
+
+
+def test_bad_parameter_is_a_clear_error(chain, params, tmp_path):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out = tmp_path / "bad.ipynb"
+    with pytest.raises(PapermillExecutionError) as info:
+        pm.execute_notebook(str(ROOT / "notebooks" / "03_train_ffn.ipynb"), str(out), progress_bar=False,
+                            parameters={"frames": "[4,4]", "params_file": str(params), "out_dir": str(chain)})
+    assert info.value.ename == "ConfigError" and "frames" in info.value.evalue and "duplicate" in info.value.evalue
+    assert "nb.setup(" in info.value.source  # raised by the parameter check, before any work
+    assert "ConfigError" in out.read_text()
+
+
+def test_suite_stops_at_first_failure(params, tmp_path):
+    bad = tmp_path / "bad_option.yaml"
+    bad.write_text(yaml.safe_dump({"inherit": str(params), "suite": {"ablation_epochs": "zero"}}))
+    r = subprocess.run([sys.executable, "-m", "ffn_core", "suite", "--params", str(bad), "--name", "fail",
+                        "--runs-dir", str(tmp_path), "--only", "01,04,07"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1
+    assert "FAILED in notebook 04_ablations.ipynb at cell" in r.stderr and "ConfigError" in r.stderr
+    assert "ablation_epochs" in r.stderr
+    run = tmp_path / "fail"
+    assert (run / "01_data_prep.ipynb").is_file() and not (run / "07_report.ipynb").exists()
+    log = json.loads((run / "suite.json").read_text())
+    assert log["notebooks"]["04_ablations"]["status"] == "failed" and "07_report" not in log["notebooks"]
