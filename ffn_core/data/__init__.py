@@ -1,8 +1,8 @@
 """Data layer: TSN sampling, frame readers, clip transforms, dataset registry and list datasets.
 
-``ffn_core.data.synthetic`` (the synthetic benchmark generator) registers its refined
-``synthetic`` spec through :func:`register_dataset` when imported; a default ``synthetic`` spec is
-registered here already, so reading a generated benchmark never depends on that import.
+The ``synthetic`` spec (videos written by ``ffn_core.data.synthetic``; classes from
+``classes.txt``; no flip, since left/right is the label) is registered here, so reading a
+generated benchmark needs no import of the generator.
 """
 from ffn_core.data.datasets import (
     DatasetSpec,
