@@ -328,27 +328,31 @@ def _read_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
+def read_params_chain(params: str | os.PathLike) -> list[tuple[Path, dict]]:
+    """The params file and the files it ``inherit``s from, base first, as ``(path, mapping)``
+    (``inherit`` removed; every other key, ``suite:`` included, left as written)."""
+    chain, seen = [], set()
+    p = Path(params)
+    while True:
+        data = _read_yaml(p)
+        chain.append((p, data))
+        seen.add(p.resolve())
+        parent = data.pop("inherit", None)
+        if not parent:
+            return chain[::-1]
+        p = Path(parent) if Path(parent).is_absolute() else p.parent / parent
+        if p.resolve() in seen:
+            raise ConfigError(f"params file {p}: 'inherit' loops")
+
+
 def load_config(params: str | os.PathLike | None = None, **overrides: Any) -> Config:
     """Load ``params`` (a YAML file of flat keys; ``inherit: other.yaml`` chains files), then apply
     keyword overrides. ``None``-valued overrides are ignored (notebook parameters left unset)."""
     values: dict = {}
     source = "overrides"
     if params:
-        chain = []
-        p = Path(params)
-        seen = set()
-        while True:
-            data = _read_yaml(p)
+        for path, data in read_params_chain(params):
             data.pop("suite", None)  # notebook-suite options (ffn_core.analysis.notebook.load_params)
-            chain.append((p, data))
-            parent = data.pop("inherit", None)
-            if not parent:
-                break
-            p = (p.parent / parent) if not Path(parent).is_absolute() else Path(parent)
-            if p.resolve() in seen:
-                raise ConfigError(f"params file {p}: 'inherit' loops")
-            seen.add(p.resolve())
-        for path, data in reversed(chain):
             try:
                 Config.from_dict({**values, **data}, source=f"params file {path}")
             except ConfigError as e:

@@ -98,3 +98,14 @@ def media(tmp_path_factory):
     corrupt.write_bytes(np.random.default_rng(1).integers(0, 256, 3000, dtype=np.uint8).tobytes())
     return {"root": root, "frames": frames, "video": video, "folder": folder,
             "truncated": truncated, "corrupt": corrupt, "missing": root / "missing.mp4"}
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A tiny synthetic benchmark (16 train / 8 val clips, 16 frames, 32 px), made once per session."""
+    from ffn_core.data.synthetic import TierSpec, generate
+
+    root = tmp_path_factory.getbasetemp() / "engine_data"
+    if not (root / "synthetic.json").is_file():
+        generate(root, TierSpec("enginetest", num_train=16, num_val=8, num_frames=16, size=32), seed=0)
+    return root

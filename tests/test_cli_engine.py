@@ -9,30 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from ffn_core.__main__ import main as ffn_main
 from ffn_core.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    from ffn_core.data.synthetic import TierSpec, generate
-
-    root = tmp_path_factory.getbasetemp() / "engine_data"
-    if not (root / "synthetic.json").is_file():
-        generate(root, TierSpec("enginetest", num_train=16, num_val=8, num_frames=16, size=32), seed=0)
-    return root
 
 
 def test_smoke_params_are_the_tiny_recipe():

@@ -17,24 +17,6 @@ from ffn_core.engine import CheckpointError, fit, read_checkpoint
 from ffn_core.engine import train as train_mod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="session")
-def data_root(tmp_path_factory):
-    from ffn_core.data.synthetic import TierSpec, generate
-
-    root = tmp_path_factory.getbasetemp() / "engine_data"
-    if not (root / "synthetic.json").is_file():
-        generate(root, TierSpec("enginetest", num_train=16, num_val=8, num_frames=16, size=32), seed=0)
-    return root
-
-
 def make_cfg(data_root, out_dir, **kw) -> Config:
     base = dict(dataset="synthetic", data_root=str(data_root), frames=(2, 4), crop_size=16, model="tsm_tiny",
                 strategy="ffn", epochs=2, batch_size=4, optimizer="adamw", lr=2e-3, fc_lr_mult=False,

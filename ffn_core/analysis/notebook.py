@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ffn_core.config import Config, ConfigError, parse_frames
+from ffn_core.config import Config, ConfigError, parse_frames, read_params_chain
 
 __all__ = ["repo_root", "resolve", "load_params", "setup", "NotebookContext", "is_headless",
            "PATH_KEYS"]
@@ -48,27 +48,6 @@ def resolve(path: str | os.PathLike, root: str | os.PathLike | None = None) -> P
     return p if p.is_absolute() else (Path(root) if root else repo_root()) / p
 
 
-def _read_chain(path: Path) -> list[tuple[Path, dict]]:
-    chain, seen = [], set()
-    while True:
-        if not path.is_file():
-            raise ConfigError(f"params file {path}: not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"params file {path}: not valid YAML ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"params file {path}: expected a mapping of key: value at top level")
-        chain.append((path, data))
-        seen.add(path.resolve())
-        parent = data.pop("inherit", None)
-        if not parent:
-            return chain[::-1]  # base first
-        path = Path(parent) if Path(parent).is_absolute() else path.parent / parent
-        if path.resolve() in seen:
-            raise ConfigError(f"params file {path}: 'inherit' loops")
-
-
 def load_params(params_file: str | os.PathLike, **overrides: Any) -> tuple[Config, dict]:
     """Like :func:`ffn_core.config.load_config`, but strips and returns the ``suite:`` sections.
 
@@ -78,7 +57,7 @@ def load_params(params_file: str | os.PathLike, **overrides: Any) -> tuple[Confi
     names = {f.name for f in dataclasses.fields(Config)}
     values: dict = {}
     suite: dict = {}
-    for path, data in _read_chain(Path(params_file)):
+    for path, data in read_params_chain(params_file):
         section = data.pop("suite", None) or {}
         if not isinstance(section, dict):
             raise ConfigError(f"params file {path}: 'suite' must be a mapping of option: value")
