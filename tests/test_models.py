@@ -20,7 +20,7 @@ from ffn_core.models import (
     use_stream,
 )
 
-EXPECTED = {"tsm_tiny", "tsm_r18", "tsm_r34", "tsm_r50", "tsm_r101"}
+EXPECTED = {"tsm_tiny", "tsm_tiny_s2", "tsm_r18", "tsm_r34", "tsm_r50", "tsm_r101"}
 BIG = {"tsm_r50", "tsm_r101"}
 GRID = [(n, t) for n in sorted(list_models()) for t in ((2, 4) if n in BIG else (2, 4, 8, 16))]
 FRAME_SETS = [(4, 16), (4, 8, 16), (4, 8, 12, 16)]
@@ -50,7 +50,7 @@ def _tiny(frames=(4, 8, 16), seed=0, **kw):
 def test_registry_lists_the_models():
     assert EXPECTED <= set(list_models())
     assert list_models("tsm_r*") == ["tsm_r101", "tsm_r18", "tsm_r34", "tsm_r50"]
-    assert list_models("tiny") == ["tsm_tiny"]
+    assert list_models("tiny") == ["tsm_tiny", "tsm_tiny_s2"]
 
 
 @pytest.mark.parametrize("name,T", GRID)
