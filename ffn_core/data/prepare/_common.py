@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 from ffn_core.data.prepare._media import VIDEO_EXTENSIONS
 
 __all__ = [
+    "THREE_SPLIT_LISTS",
     "PrepareError", "Entry", "Annotations", "Problems", "Preparer", "register_preparer",
     "get_preparer", "list_preparers", "iter_lines", "find_file", "require_dir", "FileIndex", "where",
     "label_map", "add_entry",
@@ -90,6 +91,11 @@ class Preparer:
 
 
 _REGISTRY: dict = {}
+
+
+# List files of a dataset with the three official splits (HMDB51, UCF101): per split, plus
+# train.txt / val.txt = split 1.
+THREE_SPLIT_LISTS = tuple(f"{p}_split{k}" for k in (1, 2, 3) for p in ("train", "val")) + ("train", "val")
 
 
 def register_preparer(name: str, title: str, layout: str, list_names: tuple):

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from ffn_core.data.prepare._common import (
-    Annotations, Entry, FileIndex, PrepareError, Problems, add_entry, iter_lines, register_preparer,
+    THREE_SPLIT_LISTS, Annotations, Entry, FileIndex, PrepareError, Problems, add_entry, iter_lines, register_preparer,
     require_dir, where,
 )
 
@@ -31,7 +31,7 @@ _IDS = {"1": "train", "2": "val", "0": None}
 @register_preparer(
     "hmdb51", "HMDB51",
     layout=f"{SPLITS_DIR}/<class>_test_split<k>.txt beside {VIDEO_DIR}/<class>/<video>.avi",
-    list_names=tuple(f"{p}_split{k}" for k in (1, 2, 3) for p in ("train", "val")) + ("train", "val"),
+    list_names=THREE_SPLIT_LISTS,
 )
 def collect(root: Path, problems: Problems) -> Annotations:
     split_dir = require_dir(root, SPLITS_DIR, "the HMDB51 split files")

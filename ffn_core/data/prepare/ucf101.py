@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ffn_core.data.prepare._common import (
-    Annotations, Entry, FileIndex, PrepareError, Problems, add_entry, find_file, iter_lines,
+    THREE_SPLIT_LISTS, Annotations, Entry, FileIndex, PrepareError, Problems, add_entry, find_file, iter_lines,
     register_preparer, require_dir, where,
 )
 
@@ -52,7 +52,7 @@ def read_class_index(path: Path, problems: Problems) -> list:
 @register_preparer(
     "ucf101", "UCF101",
     layout=f"{LIST_DIR}/classInd.txt, trainlist0k.txt, testlist0k.txt beside {VIDEO_DIR}/<Class>/<video>.avi",
-    list_names=tuple(f"{p}_split{k}" for k in (1, 2, 3) for p in ("train", "val")) + ("train", "val"),
+    list_names=THREE_SPLIT_LISTS,
 )
 def collect(root: Path, problems: Problems) -> Annotations:
     list_dir = require_dir(root, LIST_DIR, "the UCF101 split lists")
