@@ -55,10 +55,12 @@ class Config:
     frames: tuple = (4, 8, 16)         # sorted frame counts trained (one for strategy=st)
     crop_size: int = 32                # training / test crop (px)
     resize: int = 0                    # test: short side before centre crop (0: crop_size*8/7)
+    train_scales: tuple = (1.0, 0.875, 0.75, 0.66)  # multi-scale crop sides (TSN); (1.0,): no crop jitter
     test_crops: int = 1                # 1 (centre) or 3 (three-crop)
     num_clips: int = 1                 # evaluation views along time
     num_workers: int = 0
     video_backend: str = "decord"      # decord | pyav
+    cache_videos: bool = False         # decode each video once into RAM (small datasets; data/datasets.py)
     # ---- model -------------------------------------------------------------------------------
     model: str = "tsm_tiny"            # a name from ffn_core.models.list_models()
     pretrained: str = ""               # "" | "imagenet" | path to a .pth state dict
@@ -72,6 +74,7 @@ class Config:
     lambda_kl: float = 1.0             # λ of Eq. 5
     rho: float = 0.5                   # mixed / proportional probability
     finetune_from: str = ""            # checkpoint for strategy=finetune
+    init_from: str = ""                # strategy=ffn: start from a single-T checkpoint (convert_st_to_ffn)
     epochs: int = 2
     batch_size: int = 8
     lr: float = 2.0e-3
@@ -83,7 +86,7 @@ class Config:
     warmup_epochs: float = 0.0
     clip_grad: float = 0.0             # max grad L2 norm (0: off); unscaled first under AMP
     amp: str = "none"                  # none | bf16 | fp16 (CUDA only)
-    channels_last: bool = False
+    channels_last: bool = False        # NHWC activations (faster convolutions on CUDA and on CPU oneDNN)
     stream_backward: bool = False      # back-propagate stream by stream (lower peak memory)
     fc_lr_mult: bool = True            # classifier weight lr x5, bias lr x10 (TSM recipe); false for AdamW recipes
     freeze_bn: bool = False            # keep BatchNorms in eval mode while training (frozen statistics)
@@ -103,6 +106,7 @@ class Config:
         self.frames = parse_frames(self.frames, key="frames")
         if self.eval_frames:
             self.eval_frames = parse_frames(self.eval_frames, key="eval_frames")
+        self.train_scales = _float_list(self.train_scales, "train_scales")
         if self.lr_steps:
             self.lr_steps = tuple(sorted(_int_list(self.lr_steps, "lr_steps")))
         _check_choice("strategy", self.strategy, STRATEGIES)
@@ -140,6 +144,9 @@ class Config:
                 f"frames={list(self.frames)} with strategy=finetune: expected the one target frame "
                 "count to fine-tune at, e.g. frames=4 (the checkpoint in finetune_from holds the other)"
             )
+        if self.init_from and self.strategy != "ffn":
+            raise ConfigError(f"init_from={self.init_from!r} is for strategy=ffn (got strategy={self.strategy}); "
+                              "to continue a single-stream model use strategy=finetune finetune_from=...")
         if self.strategy == "finetune" and not self.finetune_from:
             raise ConfigError("strategy=finetune needs finetune_from=<checkpoint trained at another frame count>")
         return self
@@ -197,6 +204,31 @@ def parse_frames(value: Any, key: str = "frames") -> tuple:
     if len(set(items)) != len(items):
         raise ConfigError(f"{expected}; got {value!r} (duplicate entry)")
     return tuple(sorted(items))
+
+
+def _float_list(value: Any, key: str) -> tuple:
+    """A non-empty list of numbers in (0, 1]: ``[1, 0.875]``, ``"1,0.875"``, ``"[1.0]"`` or ``0.9``."""
+    expected = f"{key}: expected a non-empty list of numbers in (0, 1], e.g. [1.0, 0.875, 0.75, 0.66]"
+    if isinstance(value, bool):
+        raise ConfigError(f"{expected}; got {value!r}")
+    items = [value] if isinstance(value, (int, float)) else value
+    if isinstance(items, str):
+        text = items.strip()
+        if text.startswith(("[", "(")) and text.endswith(("]", ")")):
+            text = text[1:-1]
+        items = [p for p in re.split(r"[,\s]+", text) if p]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(f"{expected}; got {value!r}")
+    out = []
+    for v in items:
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{expected}; got {value!r} (entry {v!r})") from None
+        if isinstance(v, bool) or not 0.0 < f <= 1.0:
+            raise ConfigError(f"{expected}; got {value!r} (entry {v!r})")
+        out.append(f)
+    return tuple(out)
 
 
 def _int_list(value: Any, key: str, expected: str | None = None) -> list:

@@ -50,6 +50,9 @@ def test_unknown_key_named():
         ("device", "gpu", "device='gpu'"),
         ("num_workers", -1, "num_workers=-1"),
         ("rho", 1.5, "rho=1.5"),
+        ("train_scales", "[1.0, 1.5]", "train_scales: expected a non-empty list of numbers in (0, 1]"),
+        ("train_scales", "big", "entry 'big'"),
+        ("cache_videos", "sometimes", "cache_videos='sometimes': expected true or false"),
     ],
 )
 def test_bad_values_name_key(key, value, fragment):
@@ -61,6 +64,12 @@ def test_bad_values_name_key(key, value, fragment):
 def test_string_overrides_are_coerced():
     cfg = load_config(**parse_cli_overrides(["epochs=3", "lr=1e-3", "resume=true", "frames=4,16", "seed=7"]))
     assert (cfg.epochs, cfg.lr, cfg.resume, cfg.frames, cfg.seed) == (3, 1e-3, True, (4, 16), 7)
+
+
+@pytest.mark.parametrize("value, expected", [("1.0", (1.0,)), ("[1, 0.875]", (1.0, 0.875)), ([0.75, 0.66], (0.75, 0.66)),
+                                             (1, (1.0,))])
+def test_train_scales_forms(value, expected):
+    assert load_config(train_scales=value).train_scales == expected
 
 
 def test_cli_override_needs_equals():

@@ -13,6 +13,7 @@ from ffn_core.config import Config
 from ffn_core.data.datasets import (
     DatasetSpec,
     VideoListDataset,
+    clear_video_cache,
     VideoRecord,
     build_dataset,
     get_dataset_spec,
@@ -227,6 +228,55 @@ def test_corrupt_and_missing_videos_raise_or_skip(tmp_path, media, caplog):
     assert lenient.bad_videos == {str(tmp_path / "bad.mp4"), str(tmp_path / "gone.mp4")}
     warnings = [r for r in caplog.records if r.name == "ffn_core.data.datasets"]
     assert len(warnings) == 2, "one warning per bad file"
+
+
+@pytest.mark.parametrize("frames", FRAME_SETS)
+def test_cache_videos_same_samples_and_reads_from_memory(tmp_path, media, frames):
+    for i in range(3):
+        shutil.copy(media["video"], tmp_path / f"v{i}.mp4")
+    shutil.copy(media["truncated"], tmp_path / "t.mp4")
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    records = [VideoRecord(f"v{i}.mp4", NUM_FRAMES, i % 2) for i in range(3)] + [VideoRecord("t.mp4", NUM_FRAMES, 1)]
+    write_list_file(tmp_path / "l.txt", records)
+    kw = dict(crop_size=24, resize=28)
+    clear_video_cache()
+    try:
+        for train in (True, False):
+            plain = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=train, **kw)
+            cached = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=train,
+                                      cache_videos=True, **kw)
+            for i in range(len(records)):
+                torch.manual_seed(i)
+                a = plain[i]
+                torch.manual_seed(i)
+                b = cached[i]
+                assert a[1] == b[1] and all(torch.equal(x, y) for x, y in zip(a[0], b[0]))
+        for i in range(len(records)):
+            (tmp_path / records[i].path).unlink()
+        again = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=False,
+                                 cache_videos=True, **kw)
+        assert [c.shape[0] for c in again[3][0]] == list(frames), "served from the cache, files gone"
+        with pytest.raises(VideoReadError, match="v0.mp4"):
+            plain[0]
+    finally:
+        clear_video_cache()
+
+
+def test_cache_videos_keeps_the_corrupt_video_policy(tmp_path, media):
+    shutil.copy(media["video"], tmp_path / "good.mp4")
+    shutil.copy(media["corrupt"], tmp_path / "bad.mp4")
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    write_list_file(tmp_path / "l.txt", [VideoRecord("good.mp4", NUM_FRAMES, 0), VideoRecord("bad.mp4", 24, 1)])
+    kw = dict(frames=(4,), crop_size=24, resize=28, cache_videos=True)
+    clear_video_cache()
+    try:
+        strict = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", train=False, **kw)
+        with pytest.raises(VideoReadError, match="bad.mp4"):
+            strict[1]
+        lenient = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", train=True, **kw)
+        assert lenient[1][1] == 0 and lenient.bad_videos == {str(tmp_path / "bad.mp4")}
+    finally:
+        clear_video_cache()
 
 
 def test_dataset_argument_errors(id_root, tmp_path):

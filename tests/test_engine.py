@@ -241,6 +241,25 @@ def test_finetune_starts_from_checkpoint(data_root, tmp_path, ffn_run):
                      finetune_from=str(tmp_path / "nope.pt")))
 
 
+@pytest.mark.parametrize("frames", [(2, 4), (2, 3, 4)])
+def test_ffn_init_from_single_stream_checkpoint(data_root, tmp_path, frames):
+    src = tmp_path / "st4"
+    fit(make_cfg(data_root, src, strategy="st", frames=(4,), epochs=1))
+    st = read_checkpoint(src / "last.pt")["model"]
+    m = fit(make_cfg(data_root, tmp_path / "ffn", frames=frames, lr=1e-9, init_from=str(src / "last.pt")))
+    assert m["model_frames"] == list(frames)
+    ffn = read_checkpoint(tmp_path / "ffn" / "last.pt")["model"]
+    for key, value in ffn.items():  # lr ~ 0: shared weights, fc and every private norm copy = the source
+        if ".alter." in key or not value.is_floating_point() or "running" in key:
+            continue
+        src_key = ".".join(p for p in key.split(".") if not (p[0] == "t" and p[1:].isdigit()))
+        torch.testing.assert_close(value, st[src_key], atol=1e-6, rtol=0, msg=key)
+    with pytest.raises(CheckpointError, match="init_from=.*a tsm_tiny checkpoint, but model=tsm_tiny_s2"):
+        fit(make_cfg(data_root, tmp_path / "bad", frames=frames, model="tsm_tiny_s2", init_from=str(src / "last.pt")))
+    with pytest.raises(CheckpointError, match="init_from=.*per-stream keys"):  # an FFN is not a single-T source
+        fit(make_cfg(data_root, tmp_path / "bad2", frames=frames, init_from=str(tmp_path / "ffn" / "last.pt")))
+
+
 def test_fit_generates_missing_synthetic_data(tmp_path, monkeypatch):
     import ffn_core.data.synthetic as synthetic
 

@@ -68,6 +68,7 @@ def ensure_data(cfg: Config, data_seed: int = 0, workers: int | None = None) -> 
 def data_summary(cfg: Config) -> dict:
     from ffn_core.data import build_dataset
 
+    cfg = cfg.replace(cache_videos=False)  # only the lists are read here
     train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     lengths = [r.num_frames for r in val.records]
     return {"dataset": cfg.dataset, "data_root": str(cfg.data_root), "tier": cfg.tier,

@@ -243,7 +243,7 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
     model = ck.build_model(cfg, train_ds.num_classes, strategy.model_frames(),
                            pretrained="" if cfg.strategy == "finetune" else None)
     model = strategy.prepare_model(model).to(device)
-    if cfg.channels_last and device.type == "cuda":
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dist.rank > 0:
         _seed_all(cfg.seed + 7919 * dist.rank)  # ranks draw different dropout masks
