@@ -74,7 +74,7 @@ class Config:
     lambda_kl: float = 1.0             # λ of Eq. 5
     rho: float = 0.5                   # mixed / proportional probability
     finetune_from: str = ""            # checkpoint for strategy=finetune
-    init_from: str = ""                # strategy=ffn: start from a single-T checkpoint (convert_st_to_ffn)
+    init_from: str = ""                # start from a single-T checkpoint (convert_st_to_ffn; not with finetune)
     epochs: int = 2
     batch_size: int = 8
     lr: float = 2.0e-3
@@ -144,9 +144,9 @@ class Config:
                 f"frames={list(self.frames)} with strategy=finetune: expected the one target frame "
                 "count to fine-tune at, e.g. frames=4 (the checkpoint in finetune_from holds the other)"
             )
-        if self.init_from and self.strategy != "ffn":
-            raise ConfigError(f"init_from={self.init_from!r} is for strategy=ffn (got strategy={self.strategy}); "
-                              "to continue a single-stream model use strategy=finetune finetune_from=...")
+        if self.init_from and self.strategy == "finetune":
+            raise ConfigError(f"init_from={self.init_from!r} and strategy=finetune: fine-tuning starts from "
+                              "finetune_from; use one of them")
         if self.strategy == "finetune" and not self.finetune_from:
             raise ConfigError("strategy=finetune needs finetune_from=<checkpoint trained at another frame count>")
         return self

@@ -214,6 +214,19 @@ def test_experiment_configs(tmp_path):
     assert not abl["w/o SN"].private_norm and not abl["w/o WA"].weight_alteration
     assert abl["w/o TD"].loss == "ce_all" and not abl["w/o WS"].weight_sharing
     assert abl["FFNλ=0.5"].lambda_kl == 0.5 and "FFNλ=1" not in abl and abl["FFN"].epochs == 2
+    assert abl["FFN"].out_dir.endswith("ffn_4-8-16_e2") and not abl["FFN"].init_from
+    init = {e.method + e.spec: e.cfg for e in ex.ablation_exps(ctx, (4, 8, 16), 2, [0.5], init=True)}
+    assert all(c.init_from.endswith("st_16_e5/best.pt") for c in init.values())
+    assert init["w/o SN"].out_dir.endswith("ffn_4-8-16_wo-sn_init-st16_e2") and not init["w/o SN"].private_norm
+    assert init["FFN"].out_dir.endswith("ffn_4-8-16_init-st16_e2")
+    assert len({c.out_dir for c in init.values()} | {c.out_dir for c in abl.values()}) == 2 * len(abl)
+    seq = ex.sequence_exps(ctx, [(4, 16), (4, 8, 24)], 3, init=True)
+    assert [e.cfg.init_from.split("/")[-2] for e in seq] == ["st_16_e5", "st_24_e5"]
+    assert [e.method for e in seq] == ["FFN(2)", "FFN(3)"] and seq[0].cfg.out_dir.endswith("ffn_4-16_init-st16_e3")
+    assert [e.cfg.frames for e in ex.init_sources(ctx, [(4, 16), (4, 8, 16), (8, 24)])] == [(16,), (24,)]
+    assert not ex.sequence_exps(ctx, [(4, 16)], 3)[0].cfg.init_from
+    fi = ex.ffn_init_exp(ctx, (4, 8, 16), 3)
+    assert fi.method == "FFN (init ST-16)" and fi.cfg.out_dir.endswith("ffn_4-8-16_init-st16_e3")
     base = ex.baseline_exps(ctx, (4, 8, 16), 2, [0.5], [0.75])
     ft = base[-1].cfg
     assert ft.strategy == "finetune" and ft.frames == (4,) and ft.finetune_from.endswith("st_16_e5/best.pt")
@@ -253,12 +266,16 @@ def test_train_or_load_reuses_same_config_only(tmp_path, monkeypatch):
 
 
 # ---- claims and report ----------------------------------------------------------------------------
-def _write_results(out: Path, ffn_16: float) -> None:
+def _write_results(out: Path, ffn_16: float, init_16: float | None = None) -> None:
     res = out / "results"
     res.mkdir(parents=True)
     ex.save_table(_cross(CROSS), res / "02_cross_eval.csv")
-    ffn = pd.DataFrame(tables.result_rows("FFN", {4: 62.0, 8: 71.0, 16: ffn_16}, spec="4/8/16", params="0.71M",
-                                          gmacs={4: 0.41, 8: 0.81, 16: 1.61}, trained=[4, 8, 16]))
+    rows = tables.result_rows("FFN", {4: 62.0, 8: 71.0, 16: ffn_16}, spec="4/8/16", params="0.71M",
+                              gmacs={4: 0.41, 8: 0.81, 16: 1.61}, trained=[4, 8, 16])
+    if init_16 is not None:  # 03 with init_epochs > 0: a second FFN row set
+        rows += tables.result_rows("FFN (init ST-16)", {4: 61.0, 8: 70.5, 16: init_16}, spec="4/8/16",
+                                   params="0.71M", gmacs={4: 0.41, 8: 0.81, 16: 1.61}, trained=[4, 8, 16])
+    ffn = pd.DataFrame(rows)
     ex.save_table(ffn, res / "03_ffn.csv")
     ex.save_table(pd.DataFrame([dict(model="FFN", frames=t, params=710000, gmacs=g) for t, g in
                                 ((4, 0.41), (8, 0.81), (16, 1.61))]), res / "03_costs.csv")
@@ -278,6 +295,16 @@ def test_claims_and_report_say_what_does_not_hold(tmp_path):
     assert "**Does not hold on this run:**" in text and "16F: 75.00 vs 80.00 (-5.00)" in text
     assert "| ST-16 | 16F | 15.00 | 20.60 |" in text  # ours beside the paper's, per frame count
     assert "## Baselines (Table 1)" in text and "not measured" in text
+
+
+@pytest.mark.parametrize("init_16, expected", [(None, None), (79.5, True), (78.0, False)])
+def test_init_claim_is_separate_from_the_main_ffn(tmp_path, init_16, expected):
+    _write_results(tmp_path, ffn_16=75.0, init_16=init_16)
+    got = {c.id: c for c in claims.check_claims(report.load_results(tmp_path))}
+    assert got["ffn_init_near_st"].holds is expected
+    assert got["ffn_near_st"].holds is False and "16F: 75.00 vs 80.00" in got["ffn_near_st"].ours
+    if init_16 is not None:
+        assert f"16F: {init_16:.2f} vs 80.00" in got["ffn_init_near_st"].ours
 
 
 def _any_frame(out: Path) -> None:

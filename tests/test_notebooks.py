@@ -51,7 +51,9 @@ def params(tmp_path_factory) -> Path:
         "inherit": str(ROOT / "params" / "smoke.yaml"), "epochs": 1, "crop_size": 16, "data_root": str(data),
         "train_list": str(tmp / "train.txt"), "val_list": str(tmp / "val.txt"), "frames": list(FRAMES),
         "suite": {"lambdas": [2.0], "mixed_rhos": [0.5], "proportional_rhos": [0.5], "recal_batches": 2,
-                  "any_frames": ANY, "tfd_frames": TFD, "cascade_taus": 5}}))
+                  "any_frames": ANY, "tfd_frames": TFD, "cascade_taus": 5,
+                  # as params/cpu.yaml: 03's second FFN and 04/06 start from ST-16; 05 from scratch
+                  "init_epochs": 1, "ablation_init": True, "sequence_init": True, "baseline_init": False}}))
     return path
 
 
@@ -124,9 +126,13 @@ def test_02_baseline_tfd(chain):
 
 def test_03_train_ffn(chain):
     ffn = _csv(chain, "03_ffn.csv")
-    assert set(ffn[ffn.trained].frames) == set(FRAMES) and (ffn.method == "FFN").all()
+    assert list(dict.fromkeys(ffn.method)) == ["FFN", "FFN (init ST-16)"]
+    for _, rows in ffn.groupby("method"):
+        assert set(rows[rows.trained].frames) == set(FRAMES)
+    init_cfg = yaml.safe_load((chain / "models" / "ffn_4-8-16_init-st16_e1" / "config.yaml").read_text())
+    assert init_cfg["init_from"].endswith("st_16_e1/best.pt") and init_cfg["strategy"] == "ffn"
     comp = _csv(chain, "03_comparison.csv")
-    assert list(dict.fromkeys(comp.method)) == ["H-trained", "ST", "FFN"]
+    assert list(dict.fromkeys(comp.method)) == ["H-trained", "ST", "FFN", "FFN (init ST-16)"]
     cross = _csv(chain, "02_cross_eval.csv")
     for t in FRAMES:  # the comparison reuses 02's numbers
         assert _acc(comp, "ST", t) == _acc(cross, f"ST-{t}", t)
@@ -143,8 +149,8 @@ def test_04_ablations(chain):
             ("FFN", "λ=2")} <= got
     p = {m: float(abl[abl.method == m].params.iloc[0].rstrip("M").split("×")[0]) for m in ("FFN", "w/o WS")}
     assert p["w/o WS"] > 2.5 * p["FFN"]  # private convolutions: ~3x the parameters
-    cfg = yaml.safe_load((chain / "models" / "ffn_4-8-16_wo-sn_e1" / "config.yaml").read_text())
-    assert cfg["private_norm"] is False and cfg["strategy"] == "ffn"
+    cfg = yaml.safe_load((chain / "models" / "ffn_4-8-16_wo-sn_init-st16_e1" / "config.yaml").read_text())
+    assert cfg["private_norm"] is False and cfg["strategy"] == "ffn" and cfg["init_from"].endswith("st_16_e1/best.pt")
 
 
 def test_05_baselines(chain):
@@ -167,8 +173,8 @@ def test_06_any_frame(chain):
         assert sorted(a[a.method == m].frames) == ANY, m
     assert sorted(a[a.method == "ST"].frames) == list(FRAMES)
     ffn = _csv(chain, "03_ffn.csv")
-    for t in FRAMES:  # FFN(3) is 03's model: same checkpoint, same data, same numbers
-        assert _acc(a, "FFN(3)", t) == _acc(ffn, "FFN", t)
+    for t in FRAMES:  # FFN(3) (sequence_init) is 03's init model: same checkpoint, same data, same numbers
+        assert _acc(a, "FFN(3)", t) == _acc(ffn, "FFN (init ST-16)", t)
     c = _csv(chain, "06_cascade.csv")
     p = _csv(chain, "06_cascade_points.csv")
     for model in ("FFN", "ST"):
@@ -200,9 +206,10 @@ def test_07_report(chain):
 def test_models_trained_once(chain):
     names = sorted(p.name for p in (chain / "models").iterdir())
     assert names == sorted([
-        "st_4_e1", "st_8_e1", "st_16_e1", "ffn_4-8-16_e1", "ffn_4-8-16_wo-sn_e1", "ffn_4-8-16_wo-wa_e1",
-        "ffn_4-8-16_wo-td_e1", "ffn_4-8-16_wo-ws_e1", "ffn_4-8-16_lambda2_e1", "mixed_4-16_rho0.5_e1",
-        "proportional_4-16_rho0.5_e1", "finetune_16to4_e1", "ffn_4-16_e1", "ffn_4-8-12-16_e1"])
+        "st_4_e1", "st_8_e1", "st_16_e1", "ffn_4-8-16_e1", "ffn_4-8-16_init-st16_e1",
+        "ffn_4-8-16_wo-sn_init-st16_e1", "ffn_4-8-16_wo-wa_init-st16_e1", "ffn_4-8-16_wo-td_init-st16_e1",
+        "ffn_4-8-16_wo-ws_init-st16_e1", "ffn_4-8-16_lambda2_init-st16_e1", "mixed_4-16_rho0.5_e1",
+        "proportional_4-16_rho0.5_e1", "finetune_16to4_e1", "ffn_4-16_init-st16_e1", "ffn_4-8-12-16_init-st16_e1"])
 
 
 def test_papermill_cli_frames_as_string(chain, params, tmp_path):

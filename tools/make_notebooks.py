@@ -176,21 +176,34 @@ results of `02_baseline_tfd` when they are in `out_dir`. Parameters and GMACs ar
 
 Writes `results/03_ffn.csv`, `03_costs.csv`, `03_comparison.csv` and `figures/03_ffn_vs_st.png`.
 """),
-        params_cell('eval_frames = None                 # inference counts; None: trained + every even count between\n'),
+        params_cell('eval_frames = None                 # inference counts; None: trained + every even count between\n'
+                    'init_epochs = None                 # >0: also FFN started from ST-H (02) for this many epochs; None: suite option, else 0\n'),
         PARAM_NOTE,
-        setup_cell(),
+        setup_cell(extra='init_ep = ctx.count_option("init_epochs", init_epochs, default=0)\n'),
         code(DATA),
         md("## Train (or reuse) FFN"),
         code('''
 ffn = ex.ffn_exp(ctx, ctx.cfg.frames)
-ex.train([ffn]);
+ex.train([ffn])
+models = [ffn]
+'''),
+        md("""
+Optionally (`init_epochs > 0`, ours), a second FFN that starts from the ST model trained at the
+highest count (02's checkpoint, trained here if missing) instead of from scratch: every private norm
+gets ST-H's statistics, weight alteration starts at identity. It stands in for the paper's
+ImageNet-pretrained start; its training cost is ST-H's plus `init_epochs` FFN epochs.
+"""),
+        code('''
+if init_ep:
+    models.append(ex.ffn_init_exp(ctx, ctx.cfg.frames, init_ep))
+    ex.train([ex.st_exp(ctx, max(ctx.cfg.frames)), models[-1]])
 '''),
         md("## Trained and untrained frame counts from one checkpoint"),
         code('''
 counts = ctx.frames_option("eval_frames", eval_frames, default=ex.default_tfd_frames(ctx.cfg.frames))
-rows = ex.accuracy_rows(ctx, [ffn], counts, which)
+rows = ex.accuracy_rows(ctx, models, counts, which)
 ex.save_table(rows, ctx.results("03_ffn.csv"))
-ex.save_table(ex.costs_table([ffn]), ctx.results("03_costs.csv"))
+ex.save_table(ex.costs_table(models), ctx.results("03_costs.csv"))
 tables.pivot(rows).round(2)
 '''),
         md("GMACs per clip at each count (an untrained count runs the nearest trained sub-network on all its frames):"),
@@ -220,18 +233,25 @@ Each component of FFN removed in turn, all trained with the same recipe (`ablati
 - **w/o WS**: no weight sharing — private convolutions per stream (K x parameters);
 - **λ** (ours: the paper fixes λ = 1 and reports no sweep): other weights of the KL term.
 
+With `ablation_init=True` every variant starts from the ST model trained at the highest count in
+`02_baseline_tfd` (as the paper's all start from the same ImageNet weights; see 03's `init_epochs`).
+
 The ST row comes from `02_baseline_tfd` when present. Writes `results/04_ablations.csv` and `figures/04_ablations.png`.
 """),
         params_cell('ablation_epochs = None             # None: suite option `ablation_epochs`, else epochs\n'
-                    'lambdas = None                     # e.g. [0.5, 2.0]; None: suite option `lambdas`, else [0.5, 2.0]\n'),
+                    'lambdas = None                     # e.g. [0.5, 2.0]; None: suite option `lambdas`, else [0.5, 2.0]\n'
+                    'ablation_init = None               # True: every variant starts from ST-H of 02; None: suite option, else False\n'),
         PARAM_NOTE,
         setup_cell(extra='abl_epochs = ctx.int_option("ablation_epochs", ablation_epochs, default=ctx.cfg.epochs)\n'
                    'lams = ctx.float_list_option("lambdas", lambdas, default=[0.5, 2.0])\n'
+                   'abl_init = ctx.bool_option("ablation_init", ablation_init, default=False)\n'
                    'frames3 = ex.check_frames_for("04_ablations", ctx.cfg.frames, 2)\n'),
         code(DATA),
         md("## Train (or reuse) every variant"),
         code('''
-exps = ex.ablation_exps(ctx, frames3, abl_epochs, lams)
+exps = ex.ablation_exps(ctx, frames3, abl_epochs, lams, init=abl_init)
+if abl_init:  # the common start: ST-H of 02 (trained here if missing)
+    ex.train([ex.st_exp(ctx, max(frames3))])
 ex.train(exps);
 '''),
         md("## Results"),
@@ -258,27 +278,32 @@ highest (H) count:
 - **Ensemble**: the softmax of all ST models averaged (K x parameters and GMACs);
 - **BN recalibration** (ours): the H-trained model with its BN statistics re-estimated at each inference count.
 
-ST and FFN rows reuse the runs of 02/03 (same configs). Writes `results/05_baselines.csv` and `figures/05_baselines.png`.
+ST and FFN rows reuse the runs of 02/03 (same configs). With `baseline_init=True` Mixed and
+Proportional start from ST-H (02's), as FFN does with 03's `init_epochs`. Writes
+`results/05_baselines.csv` and `figures/05_baselines.png`.
 """),
         params_cell('baseline_epochs = None             # Mixed / Proportional; None: suite option, else epochs\n'
                     'finetune_epochs = None             # None: suite option, else baseline_epochs\n'
                     'mixed_rhos = None                  # None: suite option `mixed_rhos`, else [0.5, 0.75]\n'
                     'proportional_rhos = None           # None: suite option `proportional_rhos`, else [0.5, 0.75]\n'
-                    'recal_batches = None               # training batches for BN recalibration; None: 20\n'),
+                    'recal_batches = None               # training batches for BN recalibration; None: 20\n'
+                    'baseline_init = None               # True: Mixed / Proportional start from ST-H of 02; None: suite option, else False\n'),
         PARAM_NOTE,
         setup_cell(extra='b_epochs = ctx.int_option("baseline_epochs", baseline_epochs, default=ctx.cfg.epochs)\n'
                    'ft_epochs = ctx.int_option("finetune_epochs", finetune_epochs, default=b_epochs)\n'
                    'rhos_m = ctx.float_list_option("mixed_rhos", mixed_rhos, default=[0.5, 0.75])\n'
                    'rhos_p = ctx.float_list_option("proportional_rhos", proportional_rhos, default=[0.5, 0.75])\n'
                    'n_recal = ctx.int_option("recal_batches", recal_batches, default=20)\n'
+                   'b_init = ctx.bool_option("baseline_init", baseline_init, default=False)\n'
+                   'init_ep = ctx.count_option("init_epochs", None, default=0)  # the FFN (init ST-H) row of 03, if any\n'
                    'frames3 = ex.check_frames_for("05_baselines", ctx.cfg.frames, 2)\n'),
         code(DATA),
         md("## Train (or reuse): ST models, FFN, then the baselines (fine-tuning starts from ST-H)"),
         code('''
 st = ex.st_exps(ctx, frames3)
-ffn = ex.ffn_exp(ctx, frames3)
-base = ex.baseline_exps(ctx, frames3, b_epochs, rhos_m, rhos_p, ft_epochs)
-ex.train([*st, ffn, *base]);
+ffns = [ex.ffn_exp(ctx, frames3)] + ([ex.ffn_init_exp(ctx, frames3, init_ep)] if init_ep else [])
+base = ex.baseline_exps(ctx, frames3, b_epochs, rhos_m, rhos_p, ft_epochs, init=b_init)
+ex.train([*st, *ffns, *base]);
 '''),
         md("## Table 1"),
         code('''
@@ -287,7 +312,7 @@ rows = pd.concat([
     ex.accuracy_rows(ctx, base, frames3, which),
     ex.ensemble_rows(ctx, st, frames3, which),
     ex.st_rows(ctx, st, which),
-    ex.accuracy_rows(ctx, [ffn], frames3, which),
+    ex.accuracy_rows(ctx, ffns, frames3, which),
     ex.recalibration_rows(ctx, st[-1], frames3, n_recal, which),
 ], ignore_index=True)
 ex.save_table(rows, ctx.results("05_baselines.csv"))
@@ -303,7 +328,8 @@ def nb06() -> list:
 # 06 — Any frame count (Tables 2, 3, 6, 7, Fig. 8) and confidence-cascaded inference
 
 1. **Number and choice of sequences**: FFN(2) on L/H, FFN(3) on L/M/H, FFN(4) adding (M+H)/2 — for
-   4/8/16: 4/16, 4/8/16, 4/8/12/16.
+   4/8/16: 4/16, 4/8/16, 4/8/12/16. With `sequence_init=True` each starts from the ST model at its
+   highest count (02's), like 03's `init_epochs` row (the same run when the epochs agree).
 2. **Any-frame inference** at every count in `any_frames` (default 2…20, i.e. also outside the
    trained range): an untrained count runs the nearest trained sub-network (ties to the higher).
 3. **Explorer** (JupyterLab only): a slider over the frame count shows, for one validation video,
@@ -317,6 +343,7 @@ Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and
         params_cell('any_frames = None                  # inference counts; None: min(frames)//2 .. max(frames)+4\n'
                     'sequence_sets = None               # e.g. [[4,16],[4,8,16],[4,8,12,16]]; None: derived from frames\n'
                     'sequence_epochs = None             # None: suite option, else epochs\n'
+                    'sequence_init = None               # True: each FFN(k) starts from ST at its highest count; None: suite option, else False\n'
                     'cascade_taus = None                # number of thresholds in [0, 1]; None: 21\n'
                     'explorer_video = 0                 # validation video shown first in the explorer\n'),
         PARAM_NOTE,
@@ -325,14 +352,15 @@ Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and
                    'sets = sets if frames3 in sets else [*sets, frames3]\n'
                    'counts = ctx.frames_option("any_frames", any_frames, default=ex.default_any_frames([t for s in sets for t in s]))\n'
                    's_epochs = ctx.int_option("sequence_epochs", sequence_epochs, default=ctx.cfg.epochs)\n'
+                   's_init = ctx.bool_option("sequence_init", sequence_init, default=False)\n'
                    'n_taus = ctx.int_option("cascade_taus", cascade_taus, default=21)\n'),
         code(DATA),
         md("## Train (or reuse): ST models and FFN(k) for every sequence set"),
         code('''
 st = ex.st_exps(ctx, frames3)
-seqs = ex.sequence_exps(ctx, sets, s_epochs)
+seqs = ex.sequence_exps(ctx, sets, s_epochs, init=s_init)
 ffn = next(e for e in seqs if e.cfg.frames == frames3)
-ex.train([*st, *seqs]);
+ex.train([*st, *(ex.init_sources(ctx, sets) if s_init else []), *seqs]);
 '''),
         md("## Any-frame inference"),
         code('''

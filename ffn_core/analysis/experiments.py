@@ -24,7 +24,7 @@ from .notebook import NotebookContext
 from .tables import RESULT_COLUMNS, format_params, top1
 
 __all__ = ["Exp", "frames_label", "ensure_data", "data_summary", "sampling_table", "example_clips", "st_exp",
-           "st_exps", "ffn_exp", "ablation_exps", "baseline_exps", "sequence_exps", "train", "accuracy_rows",
+           "st_exps", "ffn_exp", "ffn_init_exp", "init_sources", "ablation_exps", "baseline_exps", "sequence_exps", "train", "accuracy_rows",
            "ensemble_rows", "recalibration_rows", "costs_table", "save_table", "save_json", "save_base_config",
            "check_frames_for", "default_tfd_frames", "default_any_frames", "default_sequence_sets", "st_rows",
            "st_rows_from", "comparison_rows"]
@@ -136,44 +136,80 @@ def ffn_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = No
                 frames=frames, eval_frames=frames, **switches)
 
 
+def ffn_init_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int, st_epochs: int | None = None) -> Exp:
+    """FFN started from ST-H's ``best.pt`` (``init_from``: :func:`~ffn_core.models.convert_st_to_ffn`)
+    and trained ``epochs`` more - the synthetic stand-in for the paper's pretrained start. Its cost
+    is ST-H's training plus these epochs; ST-H (``st_epochs``) must be trained first."""
+    frames = tuple(sorted(int(t) for t in frames))
+    hi = max(frames)
+    source = st_exp(ctx, hi, st_epochs).run_dir / "best.pt"
+    return ffn_exp(ctx, frames, epochs, method=f"FFN (init ST-{hi})", tag=f"init-st{hi}", init_from=str(source))
+
+
 def ablation_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None,
-                  lambdas: Sequence[float] = ()) -> list[Exp]:
+                  lambdas: Sequence[float] = (), init: bool = False, st_epochs: int | None = None) -> list[Exp]:
     """Table 4: full FFN, w/o SN (shared norms), w/o WA, w/o TD (CE on every stream), w/o WS
-    (private convolutions), and FFN with other λ (ours; the paper fixes λ = 1)."""
-    out = [ffn_exp(ctx, frames, epochs, spec=""),
-           ffn_exp(ctx, frames, epochs, "w/o SN", "", "wo-sn", private_norm=False),
-           ffn_exp(ctx, frames, epochs, "w/o WA", "", "wo-wa", weight_alteration=False),
-           ffn_exp(ctx, frames, epochs, "w/o TD", "", "wo-td", loss="ce_all"),
-           ffn_exp(ctx, frames, epochs, "w/o WS", "", "wo-ws", weight_sharing=False)]
+    (private convolutions), and FFN with other λ (ours; the paper fixes λ = 1).
+
+    ``init=True``: every variant starts from ST-H's ``best.pt`` (``st_epochs``; like
+    :func:`ffn_init_exp`), as the paper's ablations all start from the same pretrained weights;
+    the run dirs get an ``_init-st{H}`` suffix."""
+    hi = max(int(t) for t in frames)
+    tag = f"init-st{hi}" if init else ""
+    keys = {"init_from": str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")} if init else {}
+
+    def one(method: str, spec: str, slug: str, **switches) -> Exp:
+        return ffn_exp(ctx, frames, epochs, method, spec, "_".join(p for p in (slug, tag) if p), **keys, **switches)
+
+    out = [one("FFN", "", ""),
+           one("w/o SN", "", "wo-sn", private_norm=False),
+           one("w/o WA", "", "wo-wa", weight_alteration=False),
+           one("w/o TD", "", "wo-td", loss="ce_all"),
+           one("w/o WS", "", "wo-ws", weight_sharing=False)]
     for lam in lambdas:
         if float(lam) != 1.0:
-            out.append(ffn_exp(ctx, frames, epochs, "FFN", f"λ={float(lam):g}", f"lambda{float(lam):g}",
-                               lambda_kl=float(lam)))
+            out.append(one("FFN", f"λ={float(lam):g}", f"lambda{float(lam):g}", lambda_kl=float(lam)))
     return out
 
 
 def baseline_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None,
                   mixed: Sequence[float] = (0.5, 0.75), proportional: Sequence[float] = (0.5, 0.75),
-                  finetune_epochs: int | None = None, st_epochs: int | None = None) -> list[Exp]:
+                  finetune_epochs: int | None = None, st_epochs: int | None = None, init: bool = False) -> list[Exp]:
     """Table 1 baselines between the lowest (L) and highest (H) count: Mixed (ρ), Proportional (ϱ),
-    Fine-tuning (ST-H fine-tuned at L). ST-H (``st_epochs``) must be trained first: it is the source."""
+    Fine-tuning (ST-H fine-tuned at L). ST-H (``st_epochs``) must be trained first: it is the source.
+    ``init=True``: Mixed and Proportional also start from ST-H (``init_from``; run dirs ``_init-st{H}``)."""
     lo, hi = min(frames), max(frames)
+    source = st_exp(ctx, hi, st_epochs).run_dir / "best.pt"  # fit writes best.pt after the first evaluation
+    keys, tag = (dict(init_from=str(source)), f"_init-st{hi}") if init else ({}, "")
     out = []
     for rho in mixed:
-        out.append(_exp(ctx, "Mixed", f"ρ={float(rho):.2f}", f"mixed_{lo}-{hi}_rho{float(rho):g}", epochs,
-                        strategy="mixed", frames=(lo, hi), rho=float(rho), eval_frames=(hi,)))
+        out.append(_exp(ctx, "Mixed", f"ρ={float(rho):.2f}", f"mixed_{lo}-{hi}_rho{float(rho):g}{tag}", epochs,
+                        strategy="mixed", frames=(lo, hi), rho=float(rho), eval_frames=(hi,), **keys))
     for rho in proportional:
-        out.append(_exp(ctx, "Proportional", f"ϱ={float(rho):.2f}", f"proportional_{lo}-{hi}_rho{float(rho):g}",
-                        epochs, strategy="proportional", frames=(lo, hi), rho=float(rho), eval_frames=(hi,)))
-    source = st_exp(ctx, hi, st_epochs).run_dir / "best.pt"  # fit writes best.pt after the first evaluation
+        out.append(_exp(ctx, "Proportional", f"ϱ={float(rho):.2f}", f"proportional_{lo}-{hi}_rho{float(rho):g}{tag}",
+                        epochs, strategy="proportional", frames=(lo, hi), rho=float(rho), eval_frames=(hi,), **keys))
     out.append(_exp(ctx, "Fine-tuning", f"{hi}F→{lo}F", f"finetune_{hi}to{lo}", finetune_epochs or epochs,
                     strategy="finetune", frames=(lo,), finetune_from=str(source), eval_frames=(lo,)))
     return out
 
 
-def sequence_exps(ctx: NotebookContext, frame_sets: Sequence[Sequence[int]], epochs: int | None = None) -> list[Exp]:
-    """Tables 2/7: FFN(k) trained on k sequences (e.g. 4/16, 4/8/16, 4/8/12/16)."""
-    return [ffn_exp(ctx, s, epochs, method=f"FFN({len(s)})") for s in frame_sets]
+def sequence_exps(ctx: NotebookContext, frame_sets: Sequence[Sequence[int]], epochs: int | None = None,
+                  init: bool = False, st_epochs: int | None = None) -> list[Exp]:
+    """Tables 2/7: FFN(k) trained on k sequences (e.g. 4/16, 4/8/16, 4/8/12/16).
+
+    ``init=True``: each starts from the ST model at its highest count (``st_epochs``), as in
+    :func:`ffn_init_exp` (same run dir, so 03's init row is reused when the epochs agree)."""
+    out = []
+    for s in frame_sets:
+        hi = max(int(t) for t in s)
+        keys = dict(tag=f"init-st{hi}", init_from=str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")) if init else {}
+        out.append(ffn_exp(ctx, s, epochs, method=f"FFN({len(s)})", **keys))
+    return out
+
+
+def init_sources(ctx: NotebookContext, frame_sets: Sequence[Sequence[int]], st_epochs: int | None = None) -> list[Exp]:
+    """The ST models that ``init=True`` runs start from (one per distinct highest count)."""
+    return [st_exp(ctx, hi, st_epochs) for hi in sorted({max(int(t) for t in s) for s in frame_sets})]
 
 
 # ---- training / evaluation --------------------------------------------------------------------

@@ -96,6 +96,24 @@ class NotebookContext:
         except (TypeError, ValueError):
             raise ConfigError(f"{key}={v!r}: expected an integer > 0") from None
 
+    def bool_option(self, key: str, value: Any = None, default: bool = False) -> bool:
+        v = self.option(key, value, default)
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
+            return v.strip().lower() in ("true", "yes", "1")
+        raise ConfigError(f"{key}={v!r}: expected true or false")
+
+    def count_option(self, key: str, value: Any = None, default: int = 0) -> int:
+        """Like :meth:`int_option` but 0 is allowed (0 = off)."""
+        v = self.option(key, value, default)
+        try:
+            if isinstance(v, bool) or float(v) != int(float(v)) or int(float(v)) < 0:
+                raise ValueError
+            return int(float(v))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}={v!r}: expected an integer >= 0 (0: off)") from None
+
     def float_option(self, key: str, value: Any = None, default: float | None = None) -> float:
         v = self.option(key, value, default)
         try:

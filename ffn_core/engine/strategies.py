@@ -52,6 +52,26 @@ def _ce_loss(logits: dict, target: torch.Tensor):
     return loss, {"ce": loss.detach()}
 
 
+def _init_from(cfg, model: nn.Module) -> nn.Module:
+    """``init_from`` (ours): start from a trained single-frame-count checkpoint of the same model
+    (e.g. ST-16's ``best.pt``) via :func:`~ffn_core.models.convert_st_to_ffn` - shared weights and
+    ``fc`` copied, the single norm into every private copy, weight alteration at its init."""
+    if not cfg.init_from:
+        return model
+    from ffn_core.models import convert_st_to_ffn
+
+    ckpt = read_checkpoint(cfg.init_from)
+    src_model = ckpt.get("config", {}).get("model")
+    if src_model not in (None, cfg.model):
+        raise CheckpointError(f"init_from={cfg.init_from}: a {src_model} checkpoint, but "
+                              f"model={cfg.model}; set model={src_model}")
+    try:
+        convert_st_to_ffn(ckpt["model"], model)
+    except ValueError as e:
+        raise CheckpointError(f"init_from={cfg.init_from}: {e}") from None
+    return model
+
+
 class Strategy:
     """Base: single-stream Separated Training (``st``) on ``cfg.frames[0]``."""
 
@@ -73,8 +93,8 @@ class Strategy:
         return max(self.cfg.frames)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
-        """Hook run once on the freshly built model (fine-tuning loads its source weights here)."""
-        return model
+        """Hook run once on the freshly built model: ``init_from`` (fine-tuning loads its source here)."""
+        return _init_from(self.cfg, model)
 
     def loss_fn(self) -> Callable:
         return _ce_loss
@@ -88,28 +108,10 @@ class Strategy:
 class FFNStrategy(Strategy):
     """All trained frame counts through one shared network; MFAL loss (paper Eq. 3-5).
 
-    ``init_from`` (ours): start from a trained single-frame-count checkpoint of the same model
-    (e.g. ST-16's ``best.pt``) via :func:`~ffn_core.models.convert_st_to_ffn` - shared weights and
-    ``fc`` copied, the single norm into every private copy, weight alteration at its init. It is the
+    With ``init_from`` (every strategy but ``finetune``) it starts from a single-T checkpoint: the
     synthetic benchmark's stand-in for the paper's "start from a good pretrained model"."""
 
     name = "ffn"
-
-    def prepare_model(self, model):
-        if not self.cfg.init_from:
-            return model
-        from ffn_core.models import convert_st_to_ffn
-
-        ckpt = read_checkpoint(self.cfg.init_from)
-        src_model = ckpt.get("config", {}).get("model")
-        if src_model not in (None, self.cfg.model):
-            raise CheckpointError(f"init_from={self.cfg.init_from}: a {src_model} checkpoint, but "
-                                  f"model={self.cfg.model}; set model={src_model}")
-        try:
-            convert_st_to_ffn(ckpt["model"], model)
-        except ValueError as e:
-            raise CheckpointError(f"init_from={self.cfg.init_from}: {e}") from None
-        return model
 
     def loss_fn(self) -> Callable:
         from ffn_core.losses import MFALoss
