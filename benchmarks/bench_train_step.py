@@ -8,7 +8,9 @@ Measured in the same run, on random clips (no data loading), with the engine's o
 
 * ``ST-T`` - a single-stream model trained at T frames (CE), for each T in ``--frames``;
 * ``FFN summed`` - one FFN model on all streams, MFAL loss, one backward (the original code);
-* ``FFN stream_backward`` - the same, back-propagated stream by stream (highest T first).
+* ``FFN stream_backward`` - the same, back-propagated stream by stream (highest T first);
+* ``FFN summed, <other layout>`` - the summed step in the other memory format (channels_last if
+  ``--channels-last`` is not given, else NCHW).
 
 Printed: median ms per step, clips/s, and on CUDA the peak allocated memory per step, with the
 ratios FFN / (sum of the ST steps) and stream_backward / summed. The paper's claim is that FFN costs
@@ -96,6 +98,11 @@ def main(argv=None) -> int:
     loss = MFALoss()
     results["FFN summed"] = measure(ffn, inputs, target, loss, device, a.amp, False, a.iters, a.warmup)
     results["FFN stream_backward"] = measure(ffn, inputs, target, loss, device, a.amp, True, a.iters, a.warmup)
+    other = create_model(a.model, num_classes=a.classes, frames=frames).to(device).train()
+    if not a.channels_last:
+        other = other.to(memory_format=torch.channels_last)
+    layout = "NCHW" if a.channels_last else "channels_last"
+    results[f"FFN summed, {layout}"] = measure(other, inputs, target, loss, device, a.amp, False, a.iters, a.warmup)
 
     st_sum = sum(results[f"ST-{t}"]["ms"] for t in frames)
     st_peak = max((results[f"ST-{t}"].get("peak_mib", 0) for t in frames), default=0)
@@ -108,6 +115,8 @@ def main(argv=None) -> int:
     print(f"ratio FFN summed / sum of ST steps:       time {s['ms'] / st_sum:.2f}x")
     print(f"ratio stream_backward / summed backward:  time {sb['ms'] / s['ms']:.2f}x"
           + (f", peak memory {sb['peak_mib'] / s['peak_mib']:.2f}x" if "peak_mib" in s else ""))
+    o = results[f"FFN summed, {layout}"]
+    print(f"ratio FFN summed {layout} / {'channels_last' if a.channels_last else 'NCHW'}:  time {o['ms'] / s['ms']:.2f}x")
     if "peak_mib" in s:
         print(f"peak memory: FFN summed / largest ST {s['peak_mib'] / st_peak:.2f}x, "
               f"stream_backward / largest ST {sb['peak_mib'] / st_peak:.2f}x")

@@ -451,3 +451,13 @@ def test_widget_explore_and_explorer(T, capsys):
     assert "explorer is skipped" in capsys.readouterr().out
     with torch.no_grad(), pytest.raises(IndexError, match="video index 9"):
         widgets.explore(models, _FakeVal, 9, T)
+
+
+def test_report_section_names_differing_epochs_and_skips_rows_without_a_run():
+    rows = pd.DataFrame(tables.result_rows("ST", {4: 60.0, 16: 80.0}, trained=[4, 16])).assign(epochs=float("nan"))
+    rows = pd.concat([rows,
+                      pd.DataFrame(tables.result_rows("FFN", {4: 55.0, 16: 79.0}, spec="4/16", trained=[4, 16])).assign(epochs=12),
+                      pd.DataFrame(tables.result_rows("w/o SN", {4: 40.0, 16: 60.0}, trained=[4, 16])).assign(epochs=2)],
+                     ignore_index=True)
+    text = report._section("Design ablation (Table 4)", rows, paper_numbers.paper_table("table4"))
+    assert "Epochs differ between rows: FFN 4/16 12, w/o SN 2." in text

@@ -102,9 +102,9 @@ def _section(title: str, ours: pd.DataFrame, paper: pd.DataFrame | None, note: s
     if ours is None or ours.empty:
         text.append("_Not run on this chain: only the paper's numbers are shown._\n")
     if ours is not None and not ours.empty and "epochs" in ours and ours["epochs"].nunique() > 1:
-        per = ours.groupby(["method", "spec"], sort=False)["epochs"].first()
-        text.append("Epochs differ between rows: " + ", ".join(
-            f"{m} {s}".strip() + f" {int(e)}" for (m, s), e in per.items()) + ".\n")
+        per = ours.groupby(["method", "spec"], sort=False, dropna=False)["epochs"].first()
+        text.append("Epochs differ between rows: " + ", ".join(  # rows without a run (e.g. read from 02) have none
+            f"{m} {'' if pd.isna(s) else s}".strip() + f" {int(e)}" for (m, s), e in per.items() if pd.notna(e)) + ".\n")
     table = side_by_side(ours, paper if paper is not None else pd.DataFrame(), frames, paper_rows)
     params = _params_column(ours)
     if not params.empty and params["params"].astype(str).str.len().any():

@@ -51,6 +51,11 @@ def clear_video_cache() -> None:
     """Drop every cached decoded video (``cache_videos``) of this process."""
     _DECODED.clear()
 
+
+def video_cache_nbytes() -> int:
+    """Bytes held by this process's decoded-video cache (``cache_videos``)."""
+    return sum(a.nbytes for a in _DECODED.values())
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -251,7 +256,7 @@ class VideoListDataset(Dataset):
                 if arr is not None:
                     _DECODED[path] = arr
                     added += arr.nbytes
-        total = sum(a.nbytes for a in _DECODED.values())
+        total = video_cache_nbytes()
         log.info("cache_videos: decoded %d videos of %s (%.0f MB; %.0f MB cached in this process)",
                  len(todo), self.list_file, added / 2**20, total / 2**20)
 
