@@ -201,6 +201,9 @@ def test_07_report(chain):
     for c in failed:
         assert c["claim"] in text.split("## TFD")[0]
     assert "](figures/06_cascade.png)" in text
+    started = next(line for line in text.splitlines() if line.startswith("- started from `st_16_e1`"))
+    assert "`ffn_4-8-16_init-st16_e1`" in started and "`ffn_4-8-16_wo-sn_init-st16_e1`" in started
+    assert "`ffn_4-8-16_e1`" not in started and "`mixed_4-16_rho0.5_e1`" not in started
 
 
 def test_models_trained_once(chain):

@@ -131,6 +131,13 @@ def _run_info(out_dir: Path) -> str:
         keys = ("model", "frames", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
                 "crop_size", "pretrained", "amp", "seed")
         lines.append("- recipe: " + ", ".join(f"{k}={c.get(k)}" for k in keys if k in c))
+    started = {}  # runs that did not start from scratch (init_from): source run -> runs
+    for run_cfg in sorted((out_dir / "models").glob("*/config.yaml")):
+        src = (yaml.safe_load(run_cfg.read_text()) or {}).get("init_from")
+        if src:
+            started.setdefault(Path(src).parent.name, []).append(run_cfg.parent.name)
+    for src, names in started.items():
+        lines.append(f"- started from `{src}` (init_from, not from scratch): " + ", ".join(f"`{n}`" for n in names))
     return "\n".join(lines) + "\n"
 
 
