@@ -295,7 +295,7 @@ def test_claims_and_report_say_what_does_not_hold(tmp_path):
     assert "**Does not hold on this run:**" in text and "16F: 75.00 vs 80.00 (-5.00)" in text
     assert "| ST-16 | 16F | 15.00 | 20.60 |" in text  # ours beside the paper's, per frame count
     assert "## Baselines (Table 1)" in text and "not measured" in text
-    assert "started from" not in text  # no run with init_from in this folder
+    assert "- started from `" not in text  # no run with init_from in this folder
 
 
 @pytest.mark.parametrize("init_16, expected", [(None, None), (79.5, True), (78.0, False)])
