@@ -189,6 +189,14 @@ def test_setup_validates_parameters(tmp_path):
         ctx.int_option("ablation_epochs", "zero")
     with pytest.raises(ConfigError, match="checkpoint"):
         ctx.choice_option("checkpoint", "worst", ("best", "last"))
+    assert ctx.count_option("init_epochs", "0") == 0 and ctx.count_option("init_epochs", 5) == 5
+    with pytest.raises(ConfigError, match=r"init_epochs=-1: expected an integer >= 0"):
+        ctx.count_option("init_epochs", -1)
+    with pytest.raises(ConfigError, match="ablation_epochs=0: expected an integer > 0"):
+        ctx.int_option("ablation_epochs", 0)
+    assert ctx.bool_option("sequence_init", "True") is True and ctx.bool_option("sequence_init") is False
+    with pytest.raises(ConfigError, match="sequence_init='maybe': expected true or false"):
+        ctx.bool_option("sequence_init", "maybe")
     assert ctx.frame_sets_option("s", "[[4,16],[4,8,16]]") == [(4, 16), (4, 8, 16)]
     with pytest.raises(ConfigError, match=r"s\[1\]"):
         ctx.frame_sets_option("s", [[4, 16], [8, 8]])

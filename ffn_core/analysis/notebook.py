@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ffn_core.config import Config, ConfigError, parse_frames, read_params_chain
+from ffn_core.config import Config, ConfigError, _coerce, parse_frames, read_params_chain
 
 __all__ = ["repo_root", "resolve", "load_params", "setup", "NotebookContext", "is_headless",
            "PATH_KEYS"]
@@ -87,32 +87,25 @@ class NotebookContext:
             return value
         return self.options.get(key, default)
 
-    def int_option(self, key: str, value: Any = None, default: int | None = None) -> int:
+    def _int(self, key: str, value: Any, default: Any, minimum: int, expected: str) -> int:
         v = self.option(key, value, default)
         try:
-            if isinstance(v, bool) or float(v) != int(float(v)) or int(float(v)) <= 0:
+            if isinstance(v, bool) or float(v) != int(float(v)) or int(float(v)) < minimum:
                 raise ValueError
             return int(float(v))
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}={v!r}: expected an integer > 0") from None
+            raise ConfigError(f"{key}={v!r}: expected {expected}") from None
 
-    def bool_option(self, key: str, value: Any = None, default: bool = False) -> bool:
-        v = self.option(key, value, default)
-        if isinstance(v, bool):
-            return v
-        if isinstance(v, str) and v.strip().lower() in ("true", "false", "yes", "no", "1", "0"):
-            return v.strip().lower() in ("true", "yes", "1")
-        raise ConfigError(f"{key}={v!r}: expected true or false")
+    def int_option(self, key: str, value: Any = None, default: int | None = None) -> int:
+        return self._int(key, value, default, 1, "an integer > 0")
 
     def count_option(self, key: str, value: Any = None, default: int = 0) -> int:
         """Like :meth:`int_option` but 0 is allowed (0 = off)."""
-        v = self.option(key, value, default)
-        try:
-            if isinstance(v, bool) or float(v) != int(float(v)) or int(float(v)) < 0:
-                raise ValueError
-            return int(float(v))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}={v!r}: expected an integer >= 0 (0: off)") from None
+        return self._int(key, value, default, 0, "an integer >= 0 (0: off)")
+
+    def bool_option(self, key: str, value: Any = None, default: bool = False) -> bool:
+        """true/false, yes/no, 1/0 (as the config's boolean keys)."""
+        return _coerce(key, self.option(key, value, default), bool)
 
     def float_option(self, key: str, value: Any = None, default: float | None = None) -> float:
         v = self.option(key, value, default)
