@@ -136,14 +136,20 @@ def ffn_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = No
                 frames=frames, eval_frames=frames, **switches)
 
 
+def _st_start(ctx: NotebookContext, hi: int, st_epochs: int | None) -> tuple[str, str]:
+    """``(tag, checkpoint)`` of a run started from ST-H: ``"init-st{H}"`` and ST-H's ``best.pt`` (fit
+    writes it after the first evaluation) - the source of fine-tuning and of every ``init_from`` run."""
+    return f"init-st{int(hi)}", str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")
+
+
 def ffn_init_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int, st_epochs: int | None = None) -> Exp:
     """FFN started from ST-H's ``best.pt`` (``init_from``: :func:`~ffn_core.models.convert_st_to_ffn`)
     and trained ``epochs`` more - the synthetic stand-in for the paper's pretrained start. Its cost
     is ST-H's training plus these epochs; ST-H (``st_epochs``) must be trained first."""
     frames = tuple(sorted(int(t) for t in frames))
     hi = max(frames)
-    source = st_exp(ctx, hi, st_epochs).run_dir / "best.pt"
-    return ffn_exp(ctx, frames, epochs, method=f"FFN (init ST-{hi})", tag=f"init-st{hi}", init_from=str(source))
+    tag, source = _st_start(ctx, hi, st_epochs)
+    return ffn_exp(ctx, frames, epochs, method=f"FFN (init ST-{hi})", tag=tag, init_from=source)
 
 
 def ablation_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None,
@@ -154,9 +160,8 @@ def ablation_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | Non
     ``init=True``: every variant starts from ST-H's ``best.pt`` (``st_epochs``; like
     :func:`ffn_init_exp`), as the paper's ablations all start from the same pretrained weights;
     the run dirs get an ``_init-st{H}`` suffix."""
-    hi = max(int(t) for t in frames)
-    tag = f"init-st{hi}" if init else ""
-    keys = {"init_from": str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")} if init else {}
+    tag, source = _st_start(ctx, max(int(t) for t in frames), st_epochs)
+    tag, keys = (tag, {"init_from": source}) if init else ("", {})
 
     def one(method: str, spec: str, slug: str, **switches) -> Exp:
         return ffn_exp(ctx, frames, epochs, method, spec, "_".join(p for p in (slug, tag) if p), **keys, **switches)
@@ -179,8 +184,8 @@ def baseline_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | Non
     Fine-tuning (ST-H fine-tuned at L). ST-H (``st_epochs``) must be trained first: it is the source.
     ``init=True``: Mixed and Proportional also start from ST-H (``init_from``; run dirs ``_init-st{H}``)."""
     lo, hi = min(frames), max(frames)
-    source = st_exp(ctx, hi, st_epochs).run_dir / "best.pt"  # fit writes best.pt after the first evaluation
-    keys, tag = (dict(init_from=str(source)), f"_init-st{hi}") if init else ({}, "")
+    tag, source = _st_start(ctx, hi, st_epochs)
+    keys, tag = (dict(init_from=source), f"_{tag}") if init else ({}, "")
     out = []
     for rho in mixed:
         out.append(_exp(ctx, "Mixed", f"ρ={float(rho):.2f}", f"mixed_{lo}-{hi}_rho{float(rho):g}{tag}", epochs,
@@ -189,7 +194,7 @@ def baseline_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | Non
         out.append(_exp(ctx, "Proportional", f"ϱ={float(rho):.2f}", f"proportional_{lo}-{hi}_rho{float(rho):g}{tag}",
                         epochs, strategy="proportional", frames=(lo, hi), rho=float(rho), eval_frames=(hi,), **keys))
     out.append(_exp(ctx, "Fine-tuning", f"{hi}F→{lo}F", f"finetune_{hi}to{lo}", finetune_epochs or epochs,
-                    strategy="finetune", frames=(lo,), finetune_from=str(source), eval_frames=(lo,)))
+                    strategy="finetune", frames=(lo,), finetune_from=source, eval_frames=(lo,)))
     return out
 
 
@@ -201,8 +206,8 @@ def sequence_exps(ctx: NotebookContext, frame_sets: Sequence[Sequence[int]], epo
     :func:`ffn_init_exp` (same run dir, so 03's init row is reused when the epochs agree)."""
     out = []
     for s in frame_sets:
-        hi = max(int(t) for t in s)
-        keys = dict(tag=f"init-st{hi}", init_from=str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")) if init else {}
+        tag, source = _st_start(ctx, max(int(t) for t in s), st_epochs)
+        keys = dict(tag=tag, init_from=source) if init else {}
         out.append(ffn_exp(ctx, s, epochs, method=f"FFN({len(s)})", **keys))
     return out
 

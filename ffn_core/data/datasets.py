@@ -244,8 +244,7 @@ class VideoListDataset(Dataset):
         def decode(i: int) -> tuple[str, np.ndarray | None]:
             path = self.video_path(i)
             try:
-                with open_reader(path, self.spec.kind, template=self.spec.template,
-                                 start_index=self.spec.start_index, backend=self.backend) as reader:
+                with self._open(i) as reader:
                     return path, np.ascontiguousarray(reader.read(np.arange(reader.num_frames())))
             except VideoReadError:
                 return path, None  # left to the normal path, which applies the corrupt-video policy
@@ -316,21 +315,23 @@ class VideoListDataset(Dataset):
         return [multi_frequency_indices(num_frames, self.frames, "val", clip=c, num_clips=self.num_clips)
                 for c in range(self.num_clips)]
 
+    def _open(self, index: int):
+        return open_reader(self.video_path(index), self.spec.kind, template=self.spec.template,
+                           start_index=self.spec.start_index, backend=self.backend)
+
+    def _sample(self, index: int, decodable: int, read) -> tuple:
+        """Draw the index sets (clamped to ``decodable``), read their sorted union once: ``(frames, pos)``."""
+        sets = self._index_sets(min(self.records[index].num_frames, decodable), index)
+        union, pos = union_indices([s for clip_sets in sets for s in clip_sets])
+        return read(union), pos
+
     def _load(self, index: int) -> tuple:
-        rec = self.records[index]
         cached = _DECODED.get(self.video_path(index)) if self.cache_videos else None
         if cached is not None:
-            n = min(rec.num_frames, len(cached))
-            sets = self._index_sets(n, index)
-            union, pos = union_indices([s for clip_sets in sets for s in clip_sets])
-            frames = cached[union]
+            frames, pos = self._sample(index, len(cached), lambda union: cached[union])
         else:
-            with open_reader(self.video_path(index), self.spec.kind, template=self.spec.template,
-                             start_index=self.spec.start_index, backend=self.backend) as reader:
-                n = min(rec.num_frames, reader.num_frames())
-                sets = self._index_sets(n, index)
-                union, pos = union_indices([s for clip_sets in sets for s in clip_sets])
-                frames = reader.read(union)
+            with self._open(index) as reader:
+                frames, pos = self._sample(index, reader.num_frames(), reader.read)
         # the transform is per-frame identical, so transforming the union (not the K-fold
         # concatenation) gives the same frames with fewer pixels to process
         x = self.transform(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous())
