@@ -70,7 +70,7 @@ class Config:
     weight_sharing: bool = True        # False: "w/o WS" ablation (private convolutions)
     # ---- training ----------------------------------------------------------------------------
     strategy: str = "ffn"              # st | ffn | mixed | proportional | finetune
-    loss: str = "mfal"                 # mfal (CE on highest T + KL) | ce_all ("w/o TD")
+    loss: str = "mfal"                 # mfal (CE on highest T + KL) | ce_all ("w/o TD") | ce_kl (CE on all + KL; ours)
     lambda_kl: float = 1.0             # λ of Eq. 5
     rho: float = 0.5                   # mixed / proportional probability
     finetune_from: str = ""            # checkpoint for strategy=finetune
@@ -110,7 +110,7 @@ class Config:
         if self.lr_steps:
             self.lr_steps = tuple(sorted(_int_list(self.lr_steps, "lr_steps")))
         _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("loss", self.loss, ("mfal", "ce_all"))
+        _check_choice("loss", self.loss, ("mfal", "ce_all", "ce_kl"))
         _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
         _check_choice("amp", self.amp, ("none", "bf16", "fp16"))

@@ -190,6 +190,9 @@ def test_setup_validates_parameters(tmp_path):
     with pytest.raises(ConfigError, match="checkpoint"):
         ctx.choice_option("checkpoint", "worst", ("best", "last"))
     assert ctx.count_option("init_epochs", "0") == 0 and ctx.count_option("init_epochs", 5) == 5
+    assert ctx.int_option("cascade_taus", 2, minimum=2) == 2
+    with pytest.raises(ConfigError, match=r"cascade_taus=1: expected an integer >= 2"):
+        ctx.int_option("cascade_taus", 1, minimum=2)
     with pytest.raises(ConfigError, match=r"init_epochs=-1: expected an integer >= 0"):
         ctx.count_option("init_epochs", -1)
     with pytest.raises(ConfigError, match="ablation_epochs=0: expected an integer > 0"):
@@ -235,6 +238,13 @@ def test_experiment_configs(tmp_path):
     assert not ex.sequence_exps(ctx, [(4, 16)], 3)[0].cfg.init_from
     fi = ex.ffn_init_exp(ctx, (4, 8, 16), 3)
     assert fi.method == "FFN (init ST-16)" and fi.cfg.out_dir.endswith("ffn_4-8-16_init-st16_e3")
+    both = ex.main_ffn_exps(ctx, (4, 8, 16), scratch=True, init_epochs=3)
+    assert [e.method for e in both] == ["FFN", "FFN (init ST-16)"] and not both[0].cfg.init_from
+    only = ex.main_ffn_exps(ctx, (4, 8, 16), scratch=False, init_epochs=3)
+    assert [e.method for e in only] == ["FFN"] and only[0].cfg.out_dir == fi.cfg.out_dir
+    assert [e.method for e in ex.main_ffn_exps(ctx, (4, 8, 16))] == ["FFN"]
+    with pytest.raises(ConfigError, match="ffn_scratch=false needs init_epochs > 0"):
+        ex.main_ffn_exps(ctx, (4, 8, 16), scratch=False, init_epochs=0)
     base = ex.baseline_exps(ctx, (4, 8, 16), 2, [0.5], [0.75])
     ft = base[-1].cfg
     assert ft.strategy == "finetune" and ft.frames == (4,) and ft.finetune_from.endswith("st_16_e5/best.pt")
@@ -244,6 +254,21 @@ def test_experiment_configs(tmp_path):
     assert ex.default_any_frames((4, 8, 16)) == tuple(range(2, 21))
     with pytest.raises(ConfigError, match="at least 2"):
         ex.check_frames_for("04_ablations", (4,), 2)
+
+
+@pytest.mark.parametrize("loss", ["ce_all", "ce_kl"])
+def test_config_loss_names_the_run_dir_and_ablations_keep_mfal(tmp_path, loss):
+    """A non-MFAL recipe never shares a run dir with an MFAL run; Table 4 ablates the paper's FFN."""
+    ctx = nb.setup(_params(tmp_path), tmp_path / "out")
+    ctx.cfg = ctx.cfg.replace(loss=loss)
+    tag = loss.replace("_", "-")
+    main = ex.main_ffn_exps(ctx, (4, 8, 16), scratch=False, init_epochs=2)[0]
+    assert main.cfg.loss == loss and main.cfg.out_dir.endswith(f"ffn_4-8-16_{tag}_init-st16_e2")
+    assert ex.sequence_exps(ctx, [(4, 16)], 2)[0].cfg.out_dir.endswith(f"ffn_4-16_{tag}_e2")
+    abl = {e.method + e.spec: e.cfg for e in ex.ablation_exps(ctx, (4, 8, 16), 2, [0.5], init=True)}
+    assert abl["w/o TD"].loss == "ce_all" and all(c.loss == "mfal" for k, c in abl.items() if k != "w/o TD")
+    assert abl["FFN"].out_dir.endswith("ffn_4-8-16_init-st16_e2") and abl["FFN"].out_dir != main.cfg.out_dir
+    assert abl["w/o TD"].out_dir.endswith("ffn_4-8-16_wo-td_init-st16_e2")
 
 
 def test_sampling_table_one_index_per_segment():
@@ -314,6 +339,18 @@ def test_init_claim_is_separate_from_the_main_ffn(tmp_path, init_16, expected):
     assert got["ffn_near_st"].holds is False and "16F: 75.00 vs 80.00" in got["ffn_near_st"].ours
     if init_16 is not None:
         assert f"16F: {init_16:.2f} vs 80.00" in got["ffn_init_near_st"].ours
+
+
+def test_main_ffn_started_from_st_is_checked_once_and_named(tmp_path):
+    """``ffn_scratch: false``: the ST-H-started run is the FFN row; its claim names the start and the
+    separate init claim does not apply (left out, not "not measured")."""
+    _write_results(tmp_path, ffn_16=79.5)
+    ffn = pd.read_csv(tmp_path / "results" / "03_ffn.csv")
+    ex.save_table(ffn.assign(run="ffn_4-8-16_ce-all_init-st16_e8"), tmp_path / "results" / "03_ffn.csv")
+    got = {c.id: c for c in claims.check_claims(report.load_results(tmp_path))}
+    assert "ffn_init_near_st" not in got
+    assert got["ffn_near_st"].holds is True and got["ffn_near_st"].ours.startswith("started from ST-16, +8 epochs: ")
+    assert got["ffn_vs_h"].holds is True
 
 
 def _any_frame(out: Path) -> None:

@@ -41,7 +41,7 @@ def ffn_run(data_root, tmp_path_factory):
 
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("frames", [(2, 4), (2, 4, 8)])
-@pytest.mark.parametrize("mode, private_norm", [("mfal", True), ("ce_all", True), ("mfal", False)])
+@pytest.mark.parametrize("mode, private_norm", [("mfal", True), ("ce_all", True), ("ce_kl", True), ("mfal", False)])
 def test_stream_backward_equals_summed_backward(frames, mode, private_norm):
     """Same gradients (float64) whether the streams are back-propagated together or one by one."""
     torch.manual_seed(0)

@@ -111,7 +111,26 @@ def test_ce_all_mode(frames):
         torch.testing.assert_close(logits[t].grad, ref.grad)
 
 
-@pytest.mark.parametrize("mode", ["mfal", "ce_all"])
+@pytest.mark.parametrize("frames", FRAME_SETS)
+@pytest.mark.parametrize("lam", [1.0, 0.3])
+def test_ce_kl_mode_is_ce_all_plus_the_kl_terms(frames, lam):
+    logits = _logits(frames)
+    y = torch.randint(0, C, (B,))
+    total, terms = MFALoss(lambda_kl=lam, mode="ce_kl")(logits, y)
+    ce_all, t_ce = MFALoss(mode="ce_all")(logits, y)
+    mfal, t_kl = MFALoss(lambda_kl=lam)(logits, y)
+    assert set(terms) == set(t_ce) | set(t_kl)
+    torch.testing.assert_close(total, ce_all + (mfal - t_kl["ce"]))  # sum_s CE_s + lam * sum KL
+    for t in frames[:-1]:
+        torch.testing.assert_close(terms[f"kl_{t}"], t_kl[f"kl_{t}"])
+        assert terms[f"ce_{t}"] > 0
+    total.backward()  # the teacher is detached: the highest stream's gradient is its CE's alone
+    ref = logits[frames[-1]].detach().clone().requires_grad_(True)
+    F.cross_entropy(ref, y).backward()
+    torch.testing.assert_close(logits[frames[-1]].grad, ref.grad)
+
+
+@pytest.mark.parametrize("mode", ["mfal", "ce_all", "ce_kl"])
 def test_single_stream_is_plain_ce(mode):
     z, y = torch.randn(B, C, requires_grad=True), torch.randint(0, C, (B,))
     total, terms = MFALoss(mode=mode)({16: z}, y)

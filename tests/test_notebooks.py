@@ -256,3 +256,27 @@ def test_suite_stops_at_first_failure(params, tmp_path):
     assert (run / "01_data_prep.ipynb").is_file() and not (run / "07_report.ipynb").exists()
     log = json.loads((run / "suite.json").read_text())
     assert log["notebooks"]["04_ablations"]["status"] == "failed" and "07_report" not in log["notebooks"]
+
+
+def test_cpu_tier_path_ffn_from_st_with_ce_all(chain, params, tmp_path):
+    """As params/cpu.yaml: no FFN from scratch, the ST-16-started run with ``loss: ce_all`` is the FFN
+    row (its own run dir), 04's MFAL reference is untouched, and the report checks it once, naming its start."""
+    import shutil
+
+    from ffn_core.suite import run_suite
+
+    cpu_like = tmp_path / "cpu_like.yaml"
+    cpu_like.write_text(yaml.safe_dump({"inherit": str(params), "loss": "ce_all",
+                                        "suite": {"ffn_scratch": False, "init_epochs": 1}}))
+    runs = tmp_path / "runs"
+    shutil.copytree(chain, runs / "cpu_like", ignore=shutil.ignore_patterns("*.ipynb", "report.md"))
+    assert run_suite(cpu_like, name="cpu_like", runs_dir=runs, only="01,03,07") == 0
+    out = runs / "cpu_like"
+    ffn = _csv(out, "03_ffn.csv")
+    assert list(dict.fromkeys(ffn.method)) == ["FFN"] and set(ffn.run) == {"ffn_4-8-16_ce-all_init-st16_e1"}
+    cfg = yaml.safe_load((out / "models" / "ffn_4-8-16_ce-all_init-st16_e1" / "config.yaml").read_text())
+    assert cfg["loss"] == "ce_all" and cfg["init_from"].endswith("st_16_e1/best.pt")
+    claims = {c["id"]: c for c in json.loads((out / "results" / "claims.json").read_text())}
+    assert "ffn_init_near_st" not in claims and claims["ffn_near_st"]["ours"].startswith("started from ST-16, +1 epochs")
+    text = (out / "report.md").read_text()
+    assert "loss=ce_all" in text and "`ffn_4-8-16_ce-all_init-st16_e1`" in text

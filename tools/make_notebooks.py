@@ -34,7 +34,7 @@ SETUP = '''\
 %matplotlib inline
 import pandas as pd
 from IPython.display import Markdown, display
-from ffn_core.analysis import experiments as ex, inference, notebook as nb, plots, report, tables, paper_numbers
+from ffn_core.analysis import cascade, experiments as ex, inference, notebook as nb, plots, report, tables, paper_numbers
 
 ctx = nb.setup(params_file, out_dir, frames=frames, seed=seed, device=device, epochs=epochs,
                dataset=dataset, data_root=data_root)
@@ -170,33 +170,36 @@ def nb03() -> list:
 
 One Frame Flexible Network trained on all of `frames` at once: shared weights, private
 normalization and weight alteration per frame count (MFAD), cross-entropy on the highest count and
-KL distillation of the others towards it (MFAL, Eq. 3–5). It is evaluated at the trained counts and
+KL distillation of the others towards it (MFAL, Eq. 3–5; `loss: mfal`, the GPU recipes) or, with
+`loss: ce_all`, cross-entropy on every stream (the `cpu` tier: better for this small network, see
+docs/synthetic_benchmark.md). It is evaluated at the trained counts and
 at untrained ones (nearest trained sub-network, ties to the higher count), and compared with the ST
 results of `02_baseline_tfd` when they are in `out_dir`. Parameters and GMACs are reported beside.
 
 Writes `results/03_ffn.csv`, `03_costs.csv`, `03_comparison.csv` and `figures/03_ffn_vs_st.png`.
 """),
         params_cell('eval_frames = None                 # inference counts; None: trained + every even count between\n'
-                    'init_epochs = None                 # >0: also FFN started from ST-H (02) for this many epochs; None: suite option, else 0\n'),
+                    'init_epochs = None                 # >0: also FFN started from ST-H (02) for this many epochs; None: suite option, else 0\n'
+                    'ffn_scratch = None                 # False: no FFN from scratch, the ST-H-started run is the FFN; None: suite option, else True\n'),
         PARAM_NOTE,
-        setup_cell(extra='init_ep = ctx.count_option("init_epochs", init_epochs, default=0)\n'),
+        setup_cell(extra='init_ep = ctx.count_option("init_epochs", init_epochs, default=0)\n'
+                         'scratch = ctx.bool_option("ffn_scratch", ffn_scratch, default=True)\n'
+                         'models = ex.main_ffn_exps(ctx, ctx.cfg.frames, scratch, init_ep)  # checks the two options together\n'),
         code(DATA),
-        md("## Train (or reuse) FFN"),
-        code('''
-ffn = ex.ffn_exp(ctx, ctx.cfg.frames)
-ex.train([ffn])
-models = [ffn]
-'''),
         md("""
-Optionally (`init_epochs > 0`, ours), a second FFN that starts from the ST model trained at the
-highest count (02's checkpoint, trained here if missing) instead of from scratch: every private norm
-gets ST-H's statistics, weight alteration starts at identity. It stands in for the paper's
-ImageNet-pretrained start; its training cost is ST-H's plus `init_epochs` FFN epochs.
+## Train (or reuse) FFN
+
+From scratch for `epochs` (`ffn_scratch`, default on). Optionally (`init_epochs > 0`, ours), an FFN
+that starts from the ST model trained at the highest count (02's checkpoint, trained here if
+missing) instead: every private norm gets ST-H's statistics, weight alteration starts at identity.
+It stands in for the paper's ImageNet-pretrained start; its training cost is ST-H's plus
+`init_epochs` FFN epochs. With both, the table has the rows `FFN` and `FFN (init ST-H)`; with
+`ffn_scratch: false` (the `cpu` tier) the ST-H-started run is the `FFN` row, and the report says
+where it started.
 """),
         code('''
-if init_ep:
-    models.append(ex.ffn_init_exp(ctx, ctx.cfg.frames, init_ep))
-    ex.train([ex.st_exp(ctx, max(ctx.cfg.frames)), models[-1]])
+sources = [ex.st_exp(ctx, max(ctx.cfg.frames))] if init_ep else []  # ST-H: the init run's start
+ex.train([*sources, *models]);
 '''),
         md("## Trained and untrained frame counts from one checkpoint"),
         code('''
@@ -232,6 +235,10 @@ Each component of FFN removed in turn, all trained with the same recipe (`ablati
 - **w/o TD**: no temporal distillation — cross-entropy on every stream instead of KL to the highest;
 - **w/o WS**: no weight sharing — private convolutions per stream (K x parameters);
 - **λ** (ours: the paper fixes λ = 1 and reports no sweep): other weights of the KL term.
+
+Table 4 ablates the paper's FFN, so the reference row and every variant but w/o TD train with
+`loss=mfal` (CE on the highest count + KL), whatever the params file's `loss` (the `cpu` tier's
+main FFN uses `ce_all`; see 03).
 
 With `ablation_init=True` every variant starts from the ST model trained at the highest count in
 `02_baseline_tfd` (as the paper's all start from the same ImageNet weights; see 03's `init_epochs`).
@@ -295,13 +302,14 @@ Proportional start from ST-H (02's), as FFN does with 03's `init_epochs`. Writes
                    'rhos_p = ctx.float_list_option("proportional_rhos", proportional_rhos, default=[0.5, 0.75])\n'
                    'n_recal = ctx.int_option("recal_batches", recal_batches, default=20)\n'
                    'b_init = ctx.bool_option("baseline_init", baseline_init, default=False)\n'
-                   'init_ep = ctx.count_option("init_epochs", None, default=0)  # the FFN (init ST-H) row of 03, if any\n'
+                   'init_ep = ctx.count_option("init_epochs", None, default=0)  # 03\'s FFN rows: from ST-H, if any ...\n'
+                   'scratch = ctx.bool_option("ffn_scratch", None, default=True)  # ... and from scratch\n'
                    'frames3 = ex.check_frames_for("05_baselines", ctx.cfg.frames, 2)\n'),
         code(DATA),
         md("## Train (or reuse): ST models, FFN, then the baselines (fine-tuning starts from ST-H)"),
         code('''
 st = ex.st_exps(ctx, frames3)
-ffns = [ex.ffn_exp(ctx, frames3)] + ([ex.ffn_init_exp(ctx, frames3, init_ep)] if init_ep else [])
+ffns = ex.main_ffn_exps(ctx, frames3, scratch, init_ep)
 base = ex.baseline_exps(ctx, frames3, b_epochs, rhos_m, rhos_p, ft_epochs, init=b_init)
 ex.train([*st, *ffns, *base]);
 '''),
@@ -344,7 +352,7 @@ Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and
                     'sequence_sets = None               # e.g. [[4,16],[4,8,16],[4,8,12,16]]; None: derived from frames\n'
                     'sequence_epochs = None             # None: suite option, else epochs\n'
                     'sequence_init = None               # True: each FFN(k) starts from ST at its highest count; None: suite option, else False\n'
-                    'cascade_taus = None                # number of thresholds in [0, 1]; None: 21\n'
+                    'cascade_taus = None                # number of thresholds in [0, 1] (>= 2); None: suite option, else 21\n'
                     'explorer_video = 0                 # validation video shown first in the explorer\n'),
         PARAM_NOTE,
         setup_cell(extra='frames3 = ex.check_frames_for("06_any_frame", ctx.cfg.frames, 2)\n'
@@ -353,7 +361,7 @@ Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and
                    'counts = ctx.frames_option("any_frames", any_frames, default=ex.default_any_frames([t for s in sets for t in s]))\n'
                    's_epochs = ctx.int_option("sequence_epochs", sequence_epochs, default=ctx.cfg.epochs)\n'
                    's_init = ctx.bool_option("sequence_init", sequence_init, default=False)\n'
-                   'n_taus = ctx.int_option("cascade_taus", cascade_taus, default=21)\n'),
+                   'n_taus = ctx.int_option("cascade_taus", cascade_taus, default=21, minimum=2)\n'),
         code(DATA),
         md("## Train (or reuse): ST models and FFN(k) for every sequence set"),
         code('''
@@ -392,7 +400,7 @@ widgets.show_explorer(models, inference.val_dataset_factory(ctx.cfg), names,
 '''),
         md("## Confidence-cascaded inference\nτ = 0 always stops at the fewest frames, τ = 1 always runs every trained count; a sample pays for every count it ran."),
         code('''
-taus = [i / (n_taus - 1) for i in range(n_taus)] if n_taus > 1 else None
+taus = cascade.default_taus(n_taus)  # 0 .. 1, denser near 1 where confident exits change most
 systems = {"FFN": {t: ffn for t in frames3}, "ST": {e.cfg.frames[0]: e for e in st}}
 curves, points = inference.cascade_tables(ctx, systems, taus, which)
 ex.save_table(curves, ctx.results("06_cascade.csv"))

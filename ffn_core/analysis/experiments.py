@@ -24,7 +24,7 @@ from .notebook import NotebookContext
 from .tables import RESULT_COLUMNS, format_params, top1
 
 __all__ = ["Exp", "frames_label", "ensure_data", "data_summary", "sampling_table", "example_clips", "st_exp",
-           "st_exps", "ffn_exp", "ffn_init_exp", "init_sources", "ablation_exps", "baseline_exps", "sequence_exps", "train", "accuracy_rows",
+           "st_exps", "ffn_exp", "ffn_init_exp", "main_ffn_exps", "init_sources", "ablation_exps", "baseline_exps", "sequence_exps", "train", "accuracy_rows",
            "ensemble_rows", "recalibration_rows", "costs_table", "save_table", "save_json", "save_base_config",
            "check_frames_for", "default_tfd_frames", "default_any_frames", "default_sequence_sets", "st_rows",
            "st_rows_from", "comparison_rows"]
@@ -129,9 +129,13 @@ def st_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = No
 
 def ffn_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None, method: str = "FFN",
             spec: str | None = None, tag: str = "", **switches) -> Exp:
-    """FFN trained on ``frames`` (MFAL + MFAD), with optional ablation switches (Config keys)."""
+    """FFN trained on ``frames`` (MFAD + the config's ``loss``), with optional switches (Config keys).
+
+    A ``loss`` other than the paper's ``mfal`` that comes from the config (not from ``switches``)
+    is part of the run dir name (``ffn_4-8-16_ce-all_...``), so it never shares a dir with an MFAL run."""
     frames = tuple(sorted(int(t) for t in frames))
-    slug = "ffn_" + "-".join(map(str, frames)) + (f"_{tag}" if tag else "")
+    loss = "" if "loss" in switches or ctx.cfg.loss == "mfal" else ctx.cfg.loss.replace("_", "-")
+    slug = "ffn_" + "-".join(map(str, frames)) + "".join(f"_{p}" for p in (loss, tag) if p)
     return _exp(ctx, method, frames_label(frames) if spec is None else spec, slug, epochs, strategy="ffn",
                 frames=frames, eval_frames=frames, **switches)
 
@@ -142,20 +146,36 @@ def _st_start(ctx: NotebookContext, hi: int, st_epochs: int | None) -> tuple[str
     return f"init-st{int(hi)}", str(st_exp(ctx, hi, st_epochs).run_dir / "best.pt")
 
 
-def ffn_init_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int, st_epochs: int | None = None) -> Exp:
+def ffn_init_exp(ctx: NotebookContext, frames: Sequence[int], epochs: int, st_epochs: int | None = None,
+                 method: str | None = None) -> Exp:
     """FFN started from ST-H's ``best.pt`` (``init_from``: :func:`~ffn_core.models.convert_st_to_ffn`)
     and trained ``epochs`` more - the synthetic stand-in for the paper's pretrained start. Its cost
-    is ST-H's training plus these epochs; ST-H (``st_epochs``) must be trained first."""
+    is ST-H's training plus these epochs; ST-H (``st_epochs``) must be trained first. ``method``:
+    the row label (default ``"FFN (init ST-H)"``)."""
     frames = tuple(sorted(int(t) for t in frames))
     hi = max(frames)
     tag, source = _st_start(ctx, hi, st_epochs)
-    return ffn_exp(ctx, frames, epochs, method=f"FFN (init ST-{hi})", tag=tag, init_from=source)
+    return ffn_exp(ctx, frames, epochs, method=method or f"FFN (init ST-{hi})", tag=tag, init_from=source)
+
+
+def main_ffn_exps(ctx: NotebookContext, frames: Sequence[int], scratch: bool = True, init_epochs: int = 0) -> list[Exp]:
+    """03's FFN runs: from scratch for ``epochs`` (``scratch``) and/or from ST-H for ``init_epochs``.
+
+    Both: rows ``FFN`` and ``FFN (init ST-H)``. Only the ST-H start (``ffn_scratch: false``): that run
+    *is* the FFN (row ``FFN``; the report names its start). Neither: a :class:`ConfigError`."""
+    if not scratch and not init_epochs:
+        raise ConfigError("ffn_scratch=false needs init_epochs > 0: with neither, 03 has no FFN to train")
+    out = [ffn_exp(ctx, frames)] if scratch else []
+    if init_epochs:
+        out.append(ffn_init_exp(ctx, frames, init_epochs, method=None if scratch else "FFN"))
+    return out
 
 
 def ablation_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None,
                   lambdas: Sequence[float] = (), init: bool = False, st_epochs: int | None = None) -> list[Exp]:
     """Table 4: full FFN, w/o SN (shared norms), w/o WA, w/o TD (CE on every stream), w/o WS
-    (private convolutions), and FFN with other λ (ours; the paper fixes λ = 1).
+    (private convolutions), and FFN with other λ (ours; the paper fixes λ = 1). Table 4 ablates the
+    paper's FFN, so every variant but w/o TD uses ``loss="mfal"`` whatever the config's ``loss``.
 
     ``init=True``: every variant starts from ST-H's ``best.pt`` (``st_epochs``; like
     :func:`ffn_init_exp`), as the paper's ablations all start from the same pretrained weights;
@@ -166,14 +186,14 @@ def ablation_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | Non
     def one(method: str, spec: str, slug: str, **switches) -> Exp:
         return ffn_exp(ctx, frames, epochs, method, spec, "_".join(p for p in (slug, tag) if p), **keys, **switches)
 
-    out = [one("FFN", "", ""),
-           one("w/o SN", "", "wo-sn", private_norm=False),
-           one("w/o WA", "", "wo-wa", weight_alteration=False),
+    out = [one("FFN", "", "", loss="mfal"),
+           one("w/o SN", "", "wo-sn", loss="mfal", private_norm=False),
+           one("w/o WA", "", "wo-wa", loss="mfal", weight_alteration=False),
            one("w/o TD", "", "wo-td", loss="ce_all"),
-           one("w/o WS", "", "wo-ws", weight_sharing=False)]
+           one("w/o WS", "", "wo-ws", loss="mfal", weight_sharing=False)]
     for lam in lambdas:
         if float(lam) != 1.0:
-            out.append(one("FFN", f"λ={float(lam):g}", f"lambda{float(lam):g}", lambda_kl=float(lam)))
+            out.append(one("FFN", f"λ={float(lam):g}", f"lambda{float(lam):g}", loss="mfal", lambda_kl=float(lam)))
     return out
 
 

@@ -96,8 +96,8 @@ class NotebookContext:
         except (TypeError, ValueError):
             raise ConfigError(f"{key}={v!r}: expected {expected}") from None
 
-    def int_option(self, key: str, value: Any = None, default: int | None = None) -> int:
-        return self._int(key, value, default, 1, "an integer > 0")
+    def int_option(self, key: str, value: Any = None, default: int | None = None, minimum: int = 1) -> int:
+        return self._int(key, value, default, minimum, f"an integer >= {minimum}" if minimum != 1 else "an integer > 0")
 
     def count_option(self, key: str, value: Any = None, default: int = 0) -> int:
         """Like :meth:`int_option` but 0 is allowed (0 = off)."""

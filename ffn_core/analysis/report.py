@@ -128,8 +128,8 @@ def _run_info(out_dir: Path) -> str:
                      f"{d.get('num_val')} val clips, {d.get('num_classes')} classes)")
     if cfg.is_file():
         c = yaml.safe_load(cfg.read_text()) or {}
-        keys = ("model", "frames", "epochs", "batch_size", "optimizer", "lr", "weight_decay", "schedule",
-                "crop_size", "pretrained", "amp", "seed")
+        keys = ("model", "frames", "epochs", "loss", "lambda_kl", "batch_size", "optimizer", "lr", "weight_decay",
+                "schedule", "crop_size", "pretrained", "amp", "seed")
         lines.append("- recipe: " + ", ".join(f"{k}={c.get(k)}" for k in keys if k in c))
     started = {}  # runs that did not start from scratch (init_from): source run -> runs
     for run_cfg in sorted((out_dir / "models").glob("*/config.yaml")):

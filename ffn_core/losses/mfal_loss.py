@@ -9,6 +9,10 @@
   KL gradients reach only the lower streams (Eq. 4; as in all three official code bases).
 * lambda multiplies every KL term (Eq. 5; lambda = 1 in the paper, never tuned).
 * ``mode="ce_all"`` is the "w/o TD" ablation (Table 4): CE on every stream, summed, no KL.
+* ``mode="ce_kl"`` (ours, not in the paper): CE on every stream *and* lambda * KL to each lower
+  stream, i.e. ``sum_s CE(z_s, y) + lambda * sum_{s<H} KL(p_H.detach() || p_s)``. The labels then
+  reach the low streams directly, which a small network trained from scratch or from a
+  single-count model needs (see docs/synthetic_benchmark.md); the teacher term is the paper's.
 * With one stream (ST) the loss is plain CE.
 
 Softmaxes are computed in float32 whatever the logits' dtype (AMP-safe).
@@ -21,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MFALoss", "soft_cross_entropy"]
+__all__ = ["MFALoss", "soft_cross_entropy", "LOSS_MODES"]
+
+LOSS_MODES = ("mfal", "ce_all", "ce_kl")
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -46,17 +52,19 @@ class MFALoss(nn.Module):
 
     Args:
         lambda_kl: weight of every KL term (Eq. 5).
-        mode: ``"mfal"`` (CE on the highest T + KL to each lower stream) or ``"ce_all"`` ("w/o TD").
+        mode: ``"mfal"`` (CE on the highest T + KL to each lower stream), ``"ce_all"`` ("w/o TD")
+            or ``"ce_kl"`` (CE on every stream + KL to each lower stream; ours).
         label_smoothing: applied to the CE term(s) only (0 in the paper's TSM recipe).
     Returns:
         ``total`` (a scalar with grad) and ``terms``, detached scalars: ``"ce"`` (highest stream),
-        ``"kl_<T>"`` per lower stream (mfal), ``"ce_<T>"`` per stream (ce_all), ``"total"``.
+        ``"kl_<T>"`` per lower stream (mfal, ce_kl), ``"ce_<T>"`` per stream (ce_all, ce_kl), ``"total"``.
     """
 
     def __init__(self, lambda_kl: float = 1.0, mode: str = "mfal", label_smoothing: float = 0.0):
         super().__init__()
-        if mode not in ("mfal", "ce_all"):
-            raise ValueError(f"MFALoss(mode={mode!r}): expected 'mfal' or 'ce_all' (the 'w/o TD' ablation)")
+        if mode not in LOSS_MODES:
+            raise ValueError(f"MFALoss(mode={mode!r}): expected one of {LOSS_MODES} ('ce_all' is the "
+                             "'w/o TD' ablation; 'ce_kl' adds CE on the lower streams to MFAL)")
         if not float(lambda_kl) >= 0:
             raise ValueError(f"MFALoss(lambda_kl={lambda_kl!r}): expected a number >= 0")
         if not 0.0 <= label_smoothing < 1.0:
@@ -77,14 +85,14 @@ class MFALoss(nn.Module):
         streams = sorted(logits)
         high = streams[-1]
         terms: Dict[str, torch.Tensor] = {}
-        if self.mode == "ce_all":
+        if self.mode in ("ce_all", "ce_kl"):
             ces = {t: soft_cross_entropy(logits[t], target, self.label_smoothing) for t in streams}
             total = sum(ces.values())
             terms["ce"] = ces[high]
             terms.update({f"ce_{t}": ces[t] for t in streams})
         else:
-            total = ce = soft_cross_entropy(logits[high], target, self.label_smoothing)
-            terms["ce"] = ce
+            total = terms["ce"] = soft_cross_entropy(logits[high], target, self.label_smoothing)
+        if self.mode in ("mfal", "ce_kl"):
             teacher = F.softmax(logits[high].detach().float(), dim=1)
             for t in streams[:-1]:
                 kl = F.kl_div(F.log_softmax(logits[t].float(), dim=1), teacher, reduction="batchmean")
