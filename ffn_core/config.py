@@ -33,6 +33,7 @@ class ConfigError(ValueError):
 
 
 STRATEGIES = ("st", "ffn", "mixed", "proportional", "finetune")
+LOSSES = ("mfal", "ce_all", "ce_kl")  # MFALoss modes (ffn_core/losses/mfal_loss.py)
 
 
 @dataclass
@@ -110,7 +111,7 @@ class Config:
         if self.lr_steps:
             self.lr_steps = tuple(sorted(_int_list(self.lr_steps, "lr_steps")))
         _check_choice("strategy", self.strategy, STRATEGIES)
-        _check_choice("loss", self.loss, ("mfal", "ce_all", "ce_kl"))
+        _check_choice("loss", self.loss, LOSSES)
         _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
         _check_choice("amp", self.amp, ("none", "bf16", "fp16"))
