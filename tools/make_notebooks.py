@@ -198,8 +198,7 @@ It stands in for the paper's ImageNet-pretrained start; its training cost is ST-
 where it started.
 """),
         code('''
-sources = [ex.st_exp(ctx, max(ctx.cfg.frames))] if init_ep else []  # ST-H: the init run's start
-ex.train([*sources, *models]);
+ex.train([*(ex.init_sources(ctx, [ctx.cfg.frames]) if init_ep else []), *models]);  # ST-H first: the init run's start
 '''),
         md("## Trained and untrained frame counts from one checkpoint"),
         code('''
@@ -257,9 +256,7 @@ The ST row comes from `02_baseline_tfd` when present. Writes `results/04_ablatio
         md("## Train (or reuse) every variant"),
         code('''
 exps = ex.ablation_exps(ctx, frames3, abl_epochs, lams, init=abl_init)
-if abl_init:  # the common start: ST-H of 02 (trained here if missing)
-    ex.train([ex.st_exp(ctx, max(frames3))])
-ex.train(exps);
+ex.train([*(ex.init_sources(ctx, [frames3]) if abl_init else []), *exps]);  # ST-H first: the common start
 '''),
         md("## Results"),
         code('''
