@@ -1,6 +1,7 @@
 """Synthetic temporal benchmark: determinism, files written, decodability, class invariants, resume."""
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -160,6 +161,7 @@ def test_tiers():
     assert set(TIERS) == {"smoke", "cpu", "full"}
     smoke = TIERS["smoke"]
     assert smoke.num_train == 6 * len(CLASSES) and smoke.num_val == 3 * len(CLASSES)
+    assert smoke.num_calib == 2 * len(CLASSES) and TIERS["cpu"].num_calib == 1000
     assert (TIERS["cpu"].num_train, TIERS["cpu"].num_val, TIERS["cpu"].num_frames) == (3000, 1000, 48)
     assert all(t.size % 2 == 0 for t in TIERS.values())
 
@@ -178,13 +180,23 @@ def test_smoke_generation_writes_lists_classes_and_marker(smoke):
     meta = json.loads((smoke / "synthetic.json").read_text())
     assert (meta["tier"], meta["seed"], meta["version"]) == ("smoke", 3, syn.VERSION)
     assert (meta["num_train"], meta["num_val"], meta["num_classes"]) == (spec.num_train, spec.num_val, len(CLASSES))
-    for split, n, per_class in (("train", spec.num_train, 6), ("val", spec.num_val, 3)):
+    assert meta["num_calib"] == spec.num_calib and meta["lists"]["calib"] == "calib.txt"
+    for split, n, per_class in (("train", spec.num_train, 6), ("val", spec.num_val, 3), ("calib", spec.num_calib, 2)):
         rows = _lines(smoke / f"{split}.txt")
         assert [r[0] for r in rows] == [f"videos/{split}/{i:06d}.mp4" for i in range(1, n + 1)]
         assert all(int(r[1]) == spec.num_frames for r in rows)
         assert Counter(int(r[2]) for r in rows) == {c: per_class for c in range(len(CLASSES))}
         assert (smoke / "synthetic.json").stat().st_mtime_ns >= (smoke / f"{split}.txt").stat().st_mtime_ns
     assert not (smoke / syn.PARTIAL).exists()
+
+
+def test_calib_split_is_held_out_from_train_and_val(smoke):
+    """calib clips come from their own RNG stream: none repeats a train or val clip."""
+    digest = {split: {hashlib.md5((smoke / r[0]).read_bytes()).hexdigest() for r in _lines(smoke / f"{split}.txt")}
+              for split in ("train", "val", "calib")}
+    assert len(digest["calib"]) == TIERS["smoke"].num_calib
+    assert not digest["calib"] & digest["train"] and not digest["calib"] & digest["val"]
+    assert syn.SPLITS == {"train": 0, "val": 1, "calib": 2}  # the codes seed every clip: never renumber
 
 
 def test_videos_decode_to_the_listed_frame_count_with_pyav_and_decord(smoke):

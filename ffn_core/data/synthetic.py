@@ -9,9 +9,11 @@ dataset on which Temporal Frequency Deviation (FFN paper, Sec. 3 / Fig. 1) shows
 
 The output is real files, so the real readers and list parsing are exercised::
 
-    out_dir/videos/{train,val}/000001.mp4      H.264 (libx264 veryfast, yuv444p, CRF 12, no B-frames)
-    out_dir/frames/{train,val}/000001/00001.jpg  optional JPEG folders (1-indexed), from the decoded mp4
+    out_dir/videos/{train,val,calib}/000001.mp4  H.264 (libx264 veryfast, yuv444p, CRF 12, no B-frames)
+    out_dir/frames/{train,val,calib}/000001/00001.jpg  optional JPEG folders (1-indexed), from the decoded mp4
     out_dir/train.txt, val.txt                 TSN lists: ``videos/train/000001.mp4 48 3``
+    out_dir/calib.txt                          held-out clips (tiers with ``num_calib``): never trained
+                                               on, never reported; 06 picks the cascade's chain on them
     out_dir/train_frames.txt, val_frames.txt   the same for the JPEG folders (only with write_frames)
     out_dir/classes.txt                        one class name per line, line index = label
     out_dir/synthetic.json                     tier, seed, counts, version, seconds - written LAST
@@ -48,7 +50,7 @@ __all__ = ["CLASSES", "ClassDef", "class_names", "TierSpec", "TIERS", "VERSION",
 VERSION = 1            # bump when the generator's output changes: ensure_synthetic then regenerates
 JITTER = 0.02          # camera shake, +- fraction of the frame per frame (prototype: +-0.6 px at 32 px)
 NOISE_SIGMA = 6 / 255  # per-pixel Gaussian noise
-SPLITS = {"train": 0, "val": 1}
+SPLITS = {"train": 0, "val": 1, "calib": 2}  # codes seed the per-sample RNG: never renumber
 META = "synthetic.json"
 PARTIAL = ".synthetic_partial.json"
 
@@ -65,12 +67,13 @@ class TierSpec:
     fps: int = 12
     crf: int = 12
     pix_fmt: str = "yuv444p"
+    num_calib: int = 0  # held-out clips for calibration (cascade chain and threshold), apart from val
 
 
 TIERS: dict = {
-    "smoke": TierSpec("smoke", 6 * len(CLASSES), 3 * len(CLASSES), 32, 32),  # tests: seconds
-    "cpu": TierSpec("cpu", 3000, 1000, 48, 32),                             # CPU demo: ~1 min on 2 cores
-    "full": TierSpec("full", 20000, 4000, 64, 64),                          # GPU runs
+    "smoke": TierSpec("smoke", 6 * len(CLASSES), 3 * len(CLASSES), 32, 32, num_calib=2 * len(CLASSES)),  # tests: seconds
+    "cpu": TierSpec("cpu", 3000, 1000, 48, 32, num_calib=1000),             # CPU demo: ~1 min on 2 cores
+    "full": TierSpec("full", 20000, 4000, 64, 64, num_calib=4000),          # GPU runs
 }
 
 
@@ -230,6 +233,12 @@ def write_jpegs(folder: Path, frames: np.ndarray, quality: int = 95) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # generation
+def _split_sizes(spec: TierSpec) -> dict:
+    """``{split: clips}`` of a tier; calib only when the tier has one."""
+    sizes = {"train": spec.num_train, "val": spec.num_val, "calib": spec.num_calib}
+    return {split: n for split, n in sizes.items() if n > 0 or split != "calib"}
+
+
 def _sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), SPLITS[split], int(index)])
 
@@ -326,7 +335,7 @@ def generate(out_dir, tier="smoke", seed: int = 0, write_frames: bool = False, w
     (out / META).unlink(missing_ok=True)
     write_text(out / PARTIAL, json.dumps(want))
     jobs = [(str(out), spec, int(seed), split, i, int(lab), bool(write_frames))
-            for split, n in (("train", spec.num_train), ("val", spec.num_val))
+            for split, n in _split_sizes(spec).items()
             for i, lab in enumerate(_labels(seed, split, n))]
     if verbose:
         print(f"synthetic: tier={spec.name} seed={seed}: {len(jobs)} clips of {spec.num_frames}x{spec.size}x"
@@ -338,7 +347,7 @@ def generate(out_dir, tier="smoke", seed: int = 0, write_frames: bool = False, w
             results.append(r)
             if verbose and len(jobs) >= 1000 and len(results) % (len(jobs) // 10) == 0:
                 print(f"synthetic: {len(results)}/{len(jobs)} clips, {time.time() - t0:.0f} s", flush=True)
-    rows = {"train": [], "val": []}
+    rows = {split: [] for split in _split_sizes(spec)}
     for split, index, label, n, _ in results:
         rows[split].append((index, label, n))
     lists = {}
@@ -350,7 +359,8 @@ def generate(out_dir, tier="smoke", seed: int = 0, write_frames: bool = False, w
             write_text(out / f"{split}_frames.txt", "".join(f"frames/{split}/{i + 1:06d} {n} {lab}\n" for i, lab, n in items))
     write_text(out / "classes.txt", "".join(f"{name}\n" for name in class_names()))
     meta = {**want, "num_classes": len(CLASSES), "num_train": spec.num_train, "num_val": spec.num_val,
-            "num_frames": spec.num_frames, "size": spec.size, "write_frames": bool(write_frames),
+            "num_calib": spec.num_calib, "num_frames": spec.num_frames, "size": spec.size,
+            "write_frames": bool(write_frames),
             "generated": sum(r[4] for r in results), "kept": sum(not r[4] for r in results),
             "seconds": round(time.time() - t0, 2), "workers": workers, "lists": lists}
     write_text(out / META, json.dumps(meta, indent=1))  # the completion marker, last
@@ -367,7 +377,8 @@ def ensure_synthetic(data_root, tier="smoke", seed: int = 0, workers: int = 1, v
     root, spec = Path(data_root), _resolve_tier(tier)
     meta = _read_meta(root / META)
     done = meta is not None and all(meta.get(k) == v for k, v in _identity(spec, seed).items())
-    if not (done and all((root / f).is_file() for f in ("train.txt", "val.txt", "classes.txt"))):
+    lists = [f"{split}.txt" for split in _split_sizes(spec)] + ["classes.txt"]
+    if not (done and all((root / f).is_file() for f in lists)):
         generate(root, spec, seed=seed, workers=workers, verbose=verbose)
     return root
 
