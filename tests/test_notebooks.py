@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -177,12 +178,25 @@ def test_06_any_frame(chain):
         assert _acc(a, "FFN(3)", t) == _acc(ffn, "FFN (init ST-16)", t)
     c = _csv(chain, "06_cascade.csv")
     p = _csv(chain, "06_cascade_points.csv")
+    sel = _csv(chain, "06_cascade_selection.csv")
     for model in ("FFN", "ST"):
-        cm, pm = c[c.model == model].set_index("tau"), p[p.model == model].set_index("frames")
+        cm = c[(c.model == model) & (c.chain == "4→8→16")].set_index("tau")
+        pm = p[p.model == model].set_index("frames")
         assert cm.loc[0.0, "top1"] == pytest.approx(pm.loc[4, "top1"])
         assert cm.loc[0.0, "mean_gmacs"] == pytest.approx(pm.loc[4, "gmacs"])
         assert cm.loc[1.0, "mean_gmacs"] == pytest.approx(pm.gmacs.sum())
         assert cm.loc[1.0, "top1"] == pytest.approx(pm.loc[16, "top1"])
+        # chain and τ picked on the smoke tier's held-out calib.txt; their val point lies on the val curve
+        sm = sel[sel.model == model]
+        assert set(sm.chain) == {"4→8→16", "4→16", "8→16"} and sm.chosen.sum() == 1
+        assert sm.calib.str.endswith("calib.txt").all() and (sm.calib_mean_gmacs < pm.loc[16, "gmacs"]).all()
+        pick = sm[sm.chosen].iloc[0]
+        curve = c[(c.model == model) & (c.chain == pick.chain)]
+        assert curve.picked.all() and (c[(c.model == model) & (c.chain != pick.chain)].picked == False).all()  # noqa: E712
+        at = curve[np.isclose(curve.tau, pick.calib_tau)].iloc[0]
+        assert (at.top1, at.mean_gmacs) == (pytest.approx(pick.val_top1), pytest.approx(pick.val_gmacs))
+    ffn_run = chain / "models" / "ffn_4-8-16_init-st16_e1"
+    assert sorted(f.name for f in (ffn_run / "preds_calib").glob("*.npz")) == ["T16.npz", "T4.npz", "T8.npz"]
     assert "explorer is skipped" in _text(chain / "06_any_frame.ipynb")  # headless: a note, no widget
     for fig in ("06_any_frame.png", "06_sequences.png", "06_cascade.png"):
         assert (chain / "figures" / fig).is_file()

@@ -341,15 +341,18 @@ def nb06() -> list:
    its frames, the class probabilities and the GMACs of ST and FFN side by side.
 4. **Confidence cascade** (ours; none of the original code does it): run the fewest frames first
    and the next count only while the top probability is below τ. One FFN model makes this
-   possible; the curve over τ is compared with the single-count points.
+   possible; the curve over τ is compared with the single-count points. The chain (which counts)
+   and τ are picked on held-out clips (`cascade_calib`, the synthetic tiers' `calib.txt`), not on val.
 
-Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and `figures/06_*.png`.
+Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv`, `06_cascade_selection.csv`
+and `figures/06_*.png`.
 """),
         params_cell('any_frames = None                  # inference counts; None: min(frames)//2 .. max(frames)+4\n'
                     'sequence_sets = None               # e.g. [[4,16],[4,8,16],[4,8,12,16]]; None: derived from frames\n'
                     'sequence_epochs = None             # None: suite option, else epochs\n'
                     'sequence_init = None               # True: each FFN(k) starts from ST at its highest count; None: suite option, else False\n'
                     'cascade_taus = None                # number of thresholds in [0, 1] (>= 2); None: suite option, else 21\n'
+                    'cascade_calib = None               # held-out list that picks the cascade chain and τ: "auto" (<data_root>/calib.txt if present), "none" or a path; None: suite option, else "auto"\n'
                     'explorer_video = 0                 # validation video shown first in the explorer\n'),
         PARAM_NOTE,
         setup_cell(extra='frames3 = ex.check_frames_for("06_any_frame", ctx.cfg.frames, 2)\n'
@@ -358,7 +361,8 @@ Writes `results/06_any_frame.csv`, `06_cascade.csv`, `06_cascade_points.csv` and
                    'counts = ctx.frames_option("any_frames", any_frames, default=ex.default_any_frames([t for s in sets for t in s]))\n'
                    's_epochs = ctx.int_option("sequence_epochs", sequence_epochs, default=ctx.cfg.epochs)\n'
                    's_init = ctx.bool_option("sequence_init", sequence_init, default=False)\n'
-                   'n_taus = ctx.int_option("cascade_taus", cascade_taus, default=21, minimum=2)\n'),
+                   'n_taus = ctx.int_option("cascade_taus", cascade_taus, default=21, minimum=2)\n'
+                   'calib = ctx.calib_list_option("cascade_calib", cascade_calib)\n'),
         code(DATA),
         md("## Train (or reuse): ST models and FFN(k) for every sequence set"),
         code('''
@@ -395,17 +399,22 @@ widgets.show_explorer(models, inference.val_dataset_factory(ctx.cfg), names,
                       gmacs_for=inference.gmacs_lookup(models, ctx.cfg.crop_size),
                       frames_range=(min(counts), max(counts)), start_frames=min(frames3))
 '''),
-        md("## Confidence-cascaded inference\nτ = 0 always stops at the fewest frames, τ = 1 always runs every trained count; a sample pays for every count it ran."),
+        md("""## Confidence-cascaded inference
+τ = 0 always stops at the fewest frames, τ = 1 always runs every trained count; a sample pays for every count it ran.
+Which counts to chain (e.g. 4→8→16, 8→16, 4→16) and τ are picked on the held-out `cascade_calib`
+clips — the best held-out accuracy among points cheaper than the highest count alone — and never on
+the validation set; the curves below are on val, for the full chain and the picked one."""),
         code('''
 taus = cascade.default_taus(n_taus)  # 0 .. 1, denser near 1 where confident exits change most
 systems = {"FFN": {t: ffn for t in frames3}, "ST": {e.cfg.frames[0]: e for e in st}}
-curves, points = inference.cascade_tables(ctx, systems, taus, which)
+curves, points, picks = inference.cascade_tables(ctx, systems, taus, which, calib_list=calib)
 ex.save_table(curves, ctx.results("06_cascade.csv"))
 ex.save_table(points, ctx.results("06_cascade_points.csv"))
-plots.plot_cascade({m: curves[curves["model"] == m] for m in systems},
-                   {m: points[points["model"] == m] for m in systems}, ctx.figure("06_cascade.png"))
+ex.save_table(picks, ctx.results("06_cascade_selection.csv"))
+plots.plot_cascade_results(curves, points, ctx.figure("06_cascade.png"))
+picks.round(4)
 '''),
-        code('curves[curves["model"] == "FFN"].round(3)'),
+        code('curves[(curves["model"] == "FFN") & curves["picked"]].round(3)'),
     ]
 
 

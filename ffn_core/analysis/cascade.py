@@ -11,6 +11,12 @@ feature is reused), so
 softmax can round to exactly 1.0, which would otherwise stop early). One FFN checkpoint makes
 this possible because it is accurate at every count; with ST it needs one model per count. The
 original FFN code has no cascade.
+
+**Which counts to chain, and τ**, are chosen on held-out clips, never on the reported validation
+set (:func:`select_chain`): every chain that ends at the highest count is a candidate (for 4/8/16:
+4→8→16, 8→16, 4→16), and the (chain, τ) with the best held-out accuracy among those cheaper than
+running the highest count alone is kept. Every sample that does not exit at a stream pays for it
+too, so a cheap but weak first stream (4 frames here) can cost more than it saves.
 """
 from __future__ import annotations
 
@@ -19,7 +25,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["cascade_curve", "single_stream_points", "cheapest_matching", "default_taus"]
+__all__ = ["cascade_curve", "single_stream_points", "cheapest_matching", "default_taus", "candidate_chains",
+           "select_chain", "chain_name"]
 
 
 def default_taus(n: int = 21) -> np.ndarray:
@@ -110,3 +117,53 @@ def cheapest_matching(curve: pd.DataFrame, target_top1: float, tol: float = 0.0)
         return None
     row = ok.sort_values(["mean_gmacs", "tau"]).iloc[0]
     return {k: (float(v) if isinstance(v, (int, float, np.number)) else v) for k, v in row.items()}
+
+
+def chain_name(chain: Sequence[int]) -> str:
+    """``(8, 16)`` -> ``"8→16"``."""
+    return "→".join(str(int(t)) for t in chain)
+
+
+def candidate_chains(frames: Sequence[int]) -> list[tuple[int, ...]]:
+    """Every sorted chain of at least two of ``frames`` that ends at the highest count, longest first."""
+    ts = sorted({int(t) for t in frames})
+    if len(ts) < 2:
+        raise ValueError(f"frames={ts}: a cascade needs at least two frame counts")
+    low, top = ts[:-1], ts[-1]
+    chains = [tuple(t for k, t in enumerate(low) if mask >> k & 1) + (top,) for mask in range(1, 2 ** len(low))]
+    return sorted(chains, key=lambda c: (-len(c), c))
+
+
+def select_chain(probs_by_t: Mapping[int, np.ndarray], labels: Sequence[int], gmacs_by_t: Mapping[int, float],
+                 taus: Sequence[float] | None = None) -> tuple[dict, pd.DataFrame]:
+    """Pick the chain and τ on held-out predictions (never on the reported validation set).
+
+    The budget is the cost of running the highest count alone. For each :func:`candidate_chains`
+    chain, the τ with the highest held-out top-1 among those that cost less than the budget (ties:
+    the cheaper); the picked chain is the one with the highest such top-1 (ties: cheaper, then
+    longer). τ = 0 always fits the budget, so every chain has a point.
+
+    Returns ``(choice, table)``: ``choice`` = ``{chain, name, tau, top1, mean_gmacs, target_top1,
+    target_gmacs, reaches}`` (held-out numbers; ``reaches``: top-1 >= the highest count's) and
+    one row per candidate chain (``tau, top1, mean_gmacs, reaches, chosen``).
+    """
+    ts = sorted(int(t) for t in probs_by_t)
+    points = single_stream_points(probs_by_t, labels, gmacs_by_t).set_index("frames")
+    target, budget = float(points.loc[ts[-1], "top1"]), float(points.loc[ts[-1], "gmacs"])
+    rows = []
+    for chain in candidate_chains(ts):
+        curve = cascade_curve({t: probs_by_t[t] for t in chain}, labels, gmacs_by_t, taus)
+        fits = curve[curve["mean_gmacs"] < budget * (1 - 1e-9)]
+        best = fits.sort_values(["top1", "mean_gmacs"], ascending=[False, True], kind="stable").iloc[0]
+        rows.append({"chain": chain_name(chain), "length": len(chain), "tau": float(best["tau"]),
+                     "top1": float(best["top1"]), "mean_gmacs": float(best["mean_gmacs"]),
+                     "reaches": bool(best["top1"] >= target)})
+    table = pd.DataFrame(rows)
+    order = table.assign(neg_len=-table["length"]).sort_values(["top1", "mean_gmacs", "neg_len"],
+                                                                 ascending=[False, True, True], kind="stable")
+    pick = order.iloc[0]
+    choice = {"chain": tuple(int(t) for t in pick["chain"].split("→")), "name": pick["chain"],
+              "tau": float(pick["tau"]), "top1": float(pick["top1"]), "mean_gmacs": float(pick["mean_gmacs"]),
+              "target_top1": target, "target_gmacs": budget, "reaches": bool(pick["reaches"])}
+    table["chosen"] = table["chain"] == choice["name"]
+    return choice, table

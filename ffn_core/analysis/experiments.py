@@ -71,8 +71,10 @@ def data_summary(cfg: Config) -> dict:
     cfg = cfg.replace(cache_videos=False)  # only the lists are read here
     train, val = build_dataset(cfg, "train"), build_dataset(cfg, "val")
     lengths = [r.num_frames for r in val.records]
+    calib = Path(cfg.data_root) / "calib.txt"  # held-out clips (synthetic tiers): 06's cascade calibration
+    num_calib = sum(1 for line in calib.read_text().splitlines() if line.strip()) if calib.is_file() else 0
     return {"dataset": cfg.dataset, "data_root": str(cfg.data_root), "tier": cfg.tier,
-            "num_train": len(train), "num_val": len(val), "num_classes": val.num_classes,
+            "num_train": len(train), "num_val": len(val), "num_calib": num_calib, "num_classes": val.num_classes,
             "class_names": list(val.class_names), "frames": list(cfg.frames),
             "video_frames_min": int(min(lengths)), "video_frames_max": int(max(lengths))}
 

@@ -144,6 +144,26 @@ class NotebookContext:
             raise ConfigError(f"{key}={v!r}: expected a list of frame-count lists, e.g. [[4,16],[4,8,16]]")
         return [parse_frames(s, key=f"{key}[{i}]") for i, s in enumerate(v)]
 
+    def calib_list_option(self, key: str, value: Any = None) -> Path | None:
+        """A held-out list file (same format as val.txt) or None.
+
+        ``"auto"`` (the default) is ``<data_root>/calib.txt`` when it exists (the synthetic tiers
+        write one), else None; ``""``/``"none"``/``false`` is None; anything else is a path (relative
+        to the repo root) that must exist.
+        """
+        v = self.option(key, value, "auto")
+        if v is None or v is False or (isinstance(v, str) and v.strip().lower() in ("", "none", "false", "off")):
+            return None
+        if not isinstance(v, (str, os.PathLike)):
+            raise ConfigError(f"{key}={v!r}: expected 'auto', 'none' or the path of a list file like val.txt")
+        if str(v).strip().lower() == "auto":
+            auto = Path(self.cfg.data_root) / "calib.txt"
+            return auto if auto.is_file() else None
+        p = resolve(v, self.root)
+        if not p.is_file():
+            raise ConfigError(f"{key}={v!r}: list file {p} not found (expected a list like val.txt, or 'auto'/'none')")
+        return p
+
     # -- paths ---------------------------------------------------------------------------------
     def results(self, name: str) -> Path:
         """``<out_dir>/results/<name>`` (folder created): JSON/CSV the next notebooks read."""

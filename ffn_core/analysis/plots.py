@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["plot_sampling", "plot_clips", "plot_heatmap", "plot_acc_vs_gmacs", "plot_bn_stats",
-           "plot_accuracy_lines", "plot_grouped_bars", "plot_cascade", "plot_class_probs", "denormalize"]
+           "plot_accuracy_lines", "plot_grouped_bars", "plot_cascade", "plot_cascade_results", "plot_class_probs", "denormalize"]
 
 
 def _fig(w: float = 6.0, h: float = 4.0, ncols: int = 1, nrows: int = 1):
@@ -191,6 +191,21 @@ def plot_cascade(curves: Mapping[str, pd.DataFrame], points: Mapping[str, pd.Dat
     ax.set_title(title or "confidence-cascaded inference")
     _save(fig, path)
     return fig
+
+
+def plot_cascade_results(curves: pd.DataFrame, points: pd.DataFrame, path=None, title: str = ""):
+    """:func:`plot_cascade` of ``inference.cascade_tables`` output: one line per (model, chain), the
+    chain picked on held-out clips marked "picked", one set of single-count points per model."""
+    keys = [k for k in ("model", "chain", "picked") if k in curves.columns]
+    lines = {}
+    for key, c in curves.groupby(keys, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        parts = dict(zip(keys, key))
+        name = " ".join(str(parts[k]) for k in ("model", "chain") if k in parts)
+        many = "chain" in parts and curves.loc[curves["model"] == parts["model"], "chain"].nunique() > 1
+        lines[name + (" (picked on held-out)" if many and bool(parts.get("picked")) else "")] = c
+    pts = {m: g for m, g in points.groupby("model", sort=False)}
+    return plot_cascade(lines, pts, path, title)
 
 
 def plot_class_probs(probs: Mapping[str, np.ndarray], class_names: Sequence[str], label: int | None = None,

@@ -30,6 +30,7 @@ RESULT_FILES = {
     "ffn": "03_ffn.csv", "ffn_costs": "03_costs.csv", "comparison": "03_comparison.csv",
     "ablations": "04_ablations.csv", "baselines": "05_baselines.csv",
     "any_frame": "06_any_frame.csv", "cascade": "06_cascade.csv", "cascade_points": "06_cascade_points.csv",
+    "cascade_selection": "06_cascade_selection.csv",
 }
 
 #: Table 9 holds the paper's numbers for datasets other than SSv1.
@@ -42,7 +43,7 @@ def load_results(out_dir: str | Path) -> dict[str, pd.DataFrame]:
     out = {}
     for key, name in RESULT_FILES.items():
         path = res / name
-        if key in ("bn_stats", "st_costs", "ffn_costs", "cascade", "cascade_points"):
+        if key in ("bn_stats", "st_costs", "ffn_costs", "cascade", "cascade_points", "cascade_selection"):
             out[key] = pd.read_csv(path) if path.is_file() else pd.DataFrame()
         else:
             out[key] = read_results(path)
@@ -125,7 +126,8 @@ def _run_info(out_dir: Path) -> str:
     if info.is_file():
         d = json.loads(info.read_text())
         lines.append(f"- data: {d.get('dataset')} at `{d.get('data_root')}` ({d.get('num_train')} train / "
-                     f"{d.get('num_val')} val clips, {d.get('num_classes')} classes)")
+                     f"{d.get('num_val')} val clips, {d.get('num_classes')} classes"
+                     + (f"; {d['num_calib']} held-out calib clips for the cascade" if d.get("num_calib") else "") + ")")
     if cfg.is_file():
         c = yaml.safe_load(cfg.read_text()) or {}
         keys = ("model", "frames", "epochs", "loss", "lambda_kl", "batch_size", "optimizer", "lr", "weight_decay",
@@ -265,14 +267,24 @@ def _fig8_rows(df: pd.DataFrame, r: dict) -> pd.DataFrame:
 
 
 def _cascade_section(r: dict, figures: list[str]) -> str:
-    c, p = r.get("cascade"), r.get("cascade_points")
+    c, p, sel = r.get("cascade"), r.get("cascade_points"), r.get("cascade_selection")
     text = ["## Confidence-cascaded inference (ours; not in the paper)\n",
             "Run the fewest frames first; run the next count only when the top probability is below τ. "
             "A sample pays the GMACs of every count it ran. τ=0: always the fewest frames; τ=1: every count.\n"]
     if c is None or c.empty:
         return "\n".join(text + ["_(not run)_\n"])
     text.append(markdown_table(p, index=False) if p is not None and not p.empty else "")
-    show = c[[col for col in ("model", "tau", "top1", "mean_gmacs") if col in c.columns]]
+    if sel is not None and not sel.empty and "calib_top1" in sel.columns:
+        text.append(f"Chain and τ picked on the held-out clips of `{Path(str(sel['calib'].iloc[0])).name}` (never on "
+                    "val): the best held-out top-1 among points cheaper than the highest count alone. `val_*`: "
+                    "the picked point on the validation set.\n")
+        cols = [k for k in ("model", "chain", "calib_tau", "calib_top1", "calib_mean_gmacs", "chosen", "val_top1",
+                            "val_gmacs") if k in sel.columns]
+        text.append(markdown_table(sel[cols], floatfmt=".4g", index=False))
+    elif sel is not None and not sel.empty:
+        text.append("No held-out list: the cascade runs every trained count (no chain selection).\n")
+    shown = c[c["picked"].astype(bool)] if "picked" in c.columns else c
+    show = shown[[col for col in ("model", "chain", "tau", "top1", "mean_gmacs") if col in shown.columns]]
     text.append(markdown_table(show, floatfmt=".3g", index=False))
     text += [f"![cascade]({f})\n" for f in figures]
     return "\n".join(text)

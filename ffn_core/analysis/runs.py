@@ -88,8 +88,15 @@ def _cache_key(ckpt: Path, T: int, overrides: Mapping) -> dict:
             "data": {k: v for k, v in overrides.items() if k not in ("num_workers", "device", "batch_size")}}
 
 
-def _cached(run: Path, ckpt: Path, T: int, overrides: Mapping) -> Path | None:
-    npz, meta = run / "preds" / f"T{T}.npz", run / "preds" / f"T{T}.json"
+def _preds_dir(run: Path, list_file: str | Path | None) -> Path:
+    """Where a run's predictions on one list are cached: ``preds/`` for the validation list,
+    ``preds_<list stem>/`` for another one (e.g. ``preds_calib/``), so they never overwrite each other."""
+    return run / ("preds" if list_file is None else f"preds_{Path(list_file).stem}")
+
+
+def _cached(run: Path, ckpt: Path, T: int, overrides: Mapping, list_file=None) -> Path | None:
+    pdir = _preds_dir(run, list_file)
+    npz, meta = pdir / f"T{T}.npz", pdir / f"T{T}.json"
     if npz.is_file() and meta.is_file():
         try:
             if json.loads(meta.read_text()) == json.loads(json.dumps(_cache_key(ckpt, T, overrides))):
@@ -99,9 +106,9 @@ def _cached(run: Path, ckpt: Path, T: int, overrides: Mapping) -> Path | None:
     return None
 
 
-def load_predictions(run_dir: str | Path, T: int) -> tuple[np.ndarray, np.ndarray]:
+def load_predictions(run_dir: str | Path, T: int, list_file: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(probs (N, C), labels (N,))`` cached by :func:`evaluate_runs` for ``run_dir`` at ``T``."""
-    path = Path(run_dir) / "preds" / f"T{int(T)}.npz"
+    path = _preds_dir(Path(run_dir), list_file) / f"T{int(T)}.npz"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no cached predictions (call evaluate_runs first)")
     with np.load(path) as z:
@@ -109,17 +116,23 @@ def load_predictions(run_dir: str | Path, T: int) -> tuple[np.ndarray, np.ndarra
 
 
 def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Config, which: str = "best",
-                  batch_size: int | None = None, verbose: bool = False) -> dict:
+                  batch_size: int | None = None, verbose: bool = False,
+                  list_file: str | Path | None = None) -> dict:
     """``{label: {T: (probs, labels)}}`` for every run at every frame count, computing only what is
-    not cached. ``cfg`` supplies the validation data (:func:`eval_overrides`)."""
+    not cached. ``cfg`` supplies the validation data (:func:`eval_overrides`); ``list_file``
+    evaluates another list instead (same transforms as val, e.g. the held-out ``calib.txt``)."""
     from ffn_core.engine.evaluate import cross_evaluate
 
     frames = parse_frames(frames, key="frames")
     overrides = eval_overrides(cfg, batch_size)
+    if list_file is not None:
+        if not Path(list_file).is_file():
+            raise FileNotFoundError(f"list file {list_file} not found (evaluate_runs list_file=)")
+        overrides["val_list"] = str(list_file)
     ckpts = {label: checkpoint_of(run, which) for label, run in runs.items()}
     todo: dict = {}
     for label, run in runs.items():
-        missing = tuple(t for t in frames if _cached(Path(run), ckpts[label], t, overrides) is None)
+        missing = tuple(t for t in frames if _cached(Path(run), ckpts[label], t, overrides, list_file) is None)
         if missing:
             todo.setdefault(missing, []).append(label)
     for missing, labels in todo.items():
@@ -129,13 +142,13 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
             res = cross_evaluate(paths, missing, tmp, overrides=overrides, save_logits=True,
                                  batch_size=overrides["batch_size"], verbose=verbose)
             for lab, row in zip(labels, res["rows"]):
-                run = Path(runs[lab])
-                (run / "preds").mkdir(parents=True, exist_ok=True)
+                pdir = _preds_dir(Path(runs[lab]), list_file)
+                pdir.mkdir(parents=True, exist_ok=True)
                 for t in missing:
                     src = Path(tmp) / f"logits_{row['name'].replace('/', '_')}_T{t}.npz"
-                    shutil.copyfile(src, run / "preds" / f"T{t}.npz")
-                    (run / "preds" / f"T{t}.json").write_text(json.dumps(_cache_key(ckpts[lab], t, overrides)))
-    return {label: {t: load_predictions(run, t) for t in frames} for label, run in runs.items()}
+                    shutil.copyfile(src, pdir / f"T{t}.npz")
+                    (pdir / f"T{t}.json").write_text(json.dumps(_cache_key(ckpts[lab], t, overrides)))
+    return {label: {t: load_predictions(run, t, list_file) for t in frames} for label, run in runs.items()}
 
 
 def model_costs(run_dir: str | Path, frames: Sequence[int], size: int | None = None, which: str = "best") -> dict:
