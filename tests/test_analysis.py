@@ -3,6 +3,7 @@ claims/report, notebook helpers, cached runs, stripping, the suite's selection, 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -528,6 +529,12 @@ def test_committed_notebooks_are_generated_stripped_and_parameterised():
         assert "parameters" in first.metadata.get("tags", []), p
         for name in ("params_file", "out_dir", "frames", "seed", "device"):
             assert f"\n{name} = " in "\n" + first.source, (p, name)
+        # papermill must see every parameter (`papermill --help-notebook`, typed -p): it cannot parse
+        # a line whose comment holds "=", and then silently leaves that parameter out
+        from papermill.translators import PythonTranslator
+
+        assigned = re.findall(r"^(\w+)\s*=", first.source, re.M)
+        assert [q.name for q in PythonTranslator.inspect({"source": first.source})] == assigned, p
 
 
 def test_suite_selects_notebooks():

@@ -351,7 +351,7 @@ and `figures/06_*.png`.
                     'sequence_sets = None               # e.g. [[4,16],[4,8,16],[4,8,12,16]]; None: derived from frames\n'
                     'sequence_epochs = None             # None: suite option, else epochs\n'
                     'sequence_init = None               # True: each FFN(k) starts from ST at its highest count; None: suite option, else False\n'
-                    'cascade_taus = None                # number of thresholds in [0, 1] (>= 2); None: suite option, else 21\n'
+                    'cascade_taus = None                # number of thresholds in [0, 1], at least 2; None: suite option, else 21\n'
                     'cascade_calib = None               # held-out list that picks the cascade chain and τ: "auto" (<data_root>/calib.txt if present), "none" or a path; None: suite option, else "auto"\n'
                     'explorer_video = 0                 # validation video shown first in the explorer\n'),
         PARAM_NOTE,

@@ -273,7 +273,7 @@ def _cascade_section(r: dict, figures: list[str]) -> str:
             "A sample pays the GMACs of every count it ran. τ=0: always the fewest frames; τ=1: every count.\n"]
     if c is None or c.empty:
         return "\n".join(text + ["_(not run)_\n"])
-    text.append(markdown_table(p, index=False) if p is not None and not p.empty else "")
+    text.append(markdown_table(p, floatfmt=".4g", index=False) if p is not None and not p.empty else "")
     if sel is not None and not sel.empty and "calib_top1" in sel.columns:
         text.append(f"Chain and τ picked on the held-out clips of `{Path(str(sel['calib'].iloc[0])).name}` (never on "
                     "val): the best held-out top-1 among points cheaper than the highest count alone. `val_*`: "
