@@ -159,11 +159,11 @@ def select_chain(probs_by_t: Mapping[int, np.ndarray], labels: Sequence[int], gm
                      "top1": float(best["top1"]), "mean_gmacs": float(best["mean_gmacs"]),
                      "reaches": bool(best["top1"] >= target)})
     table = pd.DataFrame(rows)
-    order = table.assign(neg_len=-table["length"]).sort_values(["top1", "mean_gmacs", "neg_len"],
-                                                                 ascending=[False, True, True], kind="stable")
-    pick = order.iloc[0]
-    choice = {"chain": tuple(int(t) for t in pick["chain"].split("→")), "name": pick["chain"],
-              "tau": float(pick["tau"]), "top1": float(pick["top1"]), "mean_gmacs": float(pick["mean_gmacs"]),
-              "target_top1": target, "target_gmacs": budget, "reaches": bool(pick["reaches"])}
-    table["chosen"] = table["chain"] == choice["name"]
+    k = table.assign(neg_len=-table["length"]).sort_values(["top1", "mean_gmacs", "neg_len"],
+                                                             ascending=[False, True, True], kind="stable").index[0]
+    pick = table.loc[k]
+    choice = {"chain": candidate_chains(ts)[k], "name": pick["chain"], "tau": pick["tau"], "top1": pick["top1"],
+              "mean_gmacs": pick["mean_gmacs"], "target_top1": target, "target_gmacs": budget,
+              "reaches": bool(pick["reaches"])}
+    table["chosen"] = table.index == k
     return choice, table

@@ -67,9 +67,8 @@ def cascade_tables(ctx, systems: Mapping[str, Mapping[int, Exp]], taus: Sequence
         for chain in dict.fromkeys([full, choice["chain"]]):
             curve = cascade_curve({t: probs[t] for t in chain}, labels, costs, taus)
             curves.append(curve.assign(model=name, chain=chain_name(chain), picked=chain == choice["chain"]))
-        if calib_list is not None:
-            at = cascade_curve({t: probs[t] for t in choice["chain"]}, labels, costs, [choice["tau"]])
-            at = at[at["tau"] == choice["tau"]].iloc[0]
+        if calib_list is not None:  # the picked τ is on the same grid: read its val point off the curve
+            at = curves[-1].loc[curves[-1]["tau"] == choice["tau"]].iloc[0]
             table.loc[table["chosen"], ["val_top1", "val_gmacs"]] = [float(at["top1"]), float(at["mean_gmacs"])]
         selection.append(table.assign(model=name, calib=str(calib_list) if calib_list is not None else ""))
         points.append(single_stream_points(probs, labels, costs).assign(model=name))
