@@ -574,6 +574,25 @@ def test_plots_write_png(tmp_path):
         plots.denormalize(np.zeros((4, 8, 8, 3)))
 
 
+def test_cascade_results_plot_colours_by_model_and_dashes_the_chains_not_picked(tmp_path):
+    from ffn_core.analysis import plots
+
+    probs, labels, gm = _weak_first_stream()
+    full = cascade.cascade_curve(probs, labels, gm).assign(model="FFN", chain="4→8→16", picked=False)
+    pick = cascade.cascade_curve({t: probs[t] for t in (8, 16)}, labels, gm).assign(model="FFN", chain="8→16",
+                                                                                   picked=True)
+    st = full.assign(model="ST", picked=True)
+    pts = pd.concat([cascade.single_stream_points(probs, labels, gm).assign(model=m) for m in ("FFN", "ST")])
+    fig = plots.plot_cascade_results(pd.concat([full, pick, st]), pts, tmp_path / "c.png")
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert set(lines) == {"FFN 4→8→16 cascade (τ from 0 to 1)", "FFN 8→16 (picked on held-out) cascade (τ from 0 to 1)",
+                          "ST 4→8→16 cascade (τ from 0 to 1)"}
+    ffn_full, ffn_pick = lines["FFN 4→8→16 cascade (τ from 0 to 1)"], lines["FFN 8→16 (picked on held-out) cascade (τ from 0 to 1)"]
+    assert ffn_full.get_linestyle() == "--" and ffn_pick.get_linestyle() == "-"
+    assert ffn_full.get_color() == ffn_pick.get_color() != lines["ST 4→8→16 cascade (τ from 0 to 1)"].get_color()
+    assert (tmp_path / "c.png").stat().st_size > 500
+
+
 class _FakeVal:
     """A validation 'dataset' whose item i at T frames is ((clip (T, 3, 8, 8),), label i % 3)."""
 

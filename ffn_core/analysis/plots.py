@@ -171,14 +171,20 @@ def plot_grouped_bars(df: pd.DataFrame, path=None, title: str = "", label: str =
 
 
 def plot_cascade(curves: Mapping[str, pd.DataFrame], points: Mapping[str, pd.DataFrame], path=None,
-                 title: str = ""):
-    """Cascade accuracy vs mean GMACs over τ (lines) against single-frame-count points (markers)."""
+                 title: str = "", group_of: Mapping[str, str] | None = None, dashed: Sequence[str] = ()):
+    """Cascade accuracy vs mean GMACs over τ (lines) against single-frame-count points (markers).
+
+    ``group_of`` maps a curve name to the points name that shares its colour (e.g. every chain of
+    "FFN" in FFN's colour); curves named in ``dashed`` are drawn dashed."""
     fig, ax = _fig(6.5, 4.2)
     ax = ax[0, 0]
-    colors = {name: f"C{i}" for i, name in enumerate(dict.fromkeys([*curves, *points]))}
+    group_of = dict(group_of or {})
+    colors = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(
+        [*points, *(group_of.get(n, n) for n in curves)]))}
     for name, c in curves.items():
         c = c.sort_values("mean_gmacs")
-        ax.plot(c["mean_gmacs"], c["top1"], "-", marker=".", color=colors[name], label=f"{name} cascade (τ from 0 to 1)")
+        ax.plot(c["mean_gmacs"], c["top1"], "--" if name in dashed else "-", marker=".",
+                color=colors[group_of.get(name, name)], label=f"{name} cascade (τ from 0 to 1)")
     for name, p in points.items():
         ax.scatter(p["gmacs"], p["top1"], s=60, marker="s", zorder=3, color=colors[name],
                    label=f"{name}, one frame count")
@@ -197,15 +203,18 @@ def plot_cascade_results(curves: pd.DataFrame, points: pd.DataFrame, path=None, 
     """:func:`plot_cascade` of ``inference.cascade_tables`` output: one line per (model, chain), the
     chain picked on held-out clips marked "picked", one set of single-count points per model."""
     keys = [k for k in ("model", "chain", "picked") if k in curves.columns]
-    lines = {}
+    lines, group_of, dashed = {}, {}, []
     for key, c in curves.groupby(keys, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         parts = dict(zip(keys, key))
         name = " ".join(str(parts[k]) for k in ("model", "chain") if k in parts)
         many = "chain" in parts and curves.loc[curves["model"] == parts["model"], "chain"].nunique() > 1
-        lines[name + (" (picked on held-out)" if many and bool(parts.get("picked")) else "")] = c
+        name += " (picked on held-out)" if many and bool(parts.get("picked")) else ""
+        lines[name], group_of[name] = c, parts["model"]
+        if many and not bool(parts.get("picked")):
+            dashed.append(name)
     pts = {m: g for m, g in points.groupby("model", sort=False)}
-    return plot_cascade(lines, pts, path, title)
+    return plot_cascade(lines, pts, path, title, group_of=group_of, dashed=dashed)
 
 
 def plot_class_probs(probs: Mapping[str, np.ndarray], class_names: Sequence[str], label: int | None = None,
