@@ -235,8 +235,8 @@ def write_jpegs(folder: Path, frames: np.ndarray, quality: int = 95) -> None:
 # generation
 def _split_sizes(spec: TierSpec) -> dict:
     """``{split: clips}`` of a tier; calib only when the tier has one."""
-    sizes = {"train": spec.num_train, "val": spec.num_val, "calib": spec.num_calib}
-    return {split: n for split, n in sizes.items() if n > 0 or split != "calib"}
+    sizes = {"train": spec.num_train, "val": spec.num_val}
+    return {**sizes, "calib": spec.num_calib} if spec.num_calib else sizes
 
 
 def _sample_rng(seed: int, split: str, index: int) -> np.random.Generator:
