@@ -64,6 +64,7 @@ class Config:
     cache_videos: bool = False         # decode each video once into RAM (small datasets; data/datasets.py)
     # ---- model -------------------------------------------------------------------------------
     model: str = "tsm_tiny"            # a name from ffn_core.models.list_models()
+    model_kwargs: dict = field(default_factory=dict)  # backbone-specific settings, e.g. {drop_path: 0.2} (models.model_kwargs)
     pretrained: str = ""               # "" | "imagenet" | path to a .pth state dict
     dropout: float = 0.5
     private_norm: bool = True          # False: "w/o SN" ablation (shared norms)

@@ -104,8 +104,8 @@ def test_gmacs_meta_equals_real_and_leaves_model_untouched():
 def test_count_parameters_trainable_only():
     model = create_model("tsm_tiny", num_classes=5, frames=(4, 8), width=0.5)
     n = count_parameters(model)
-    model.fc.weight.requires_grad_(False)
-    assert count_parameters(model, trainable_only=True) == n - model.fc.weight.numel()
+    model.get_classifier().weight.requires_grad_(False)
+    assert count_parameters(model, trainable_only=True) == n - model.get_classifier().weight.numel()
 
 
 def test_bad_arguments():

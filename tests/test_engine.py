@@ -73,8 +73,8 @@ def test_param_groups_lr_mult_and_decay():
     model = create_model("tsm_tiny", num_classes=7, frames=(4, 8))
     groups = {g["name"]: g for g in param_groups(model, weight_decay=5e-4, fc_lr_mult=True)}
     ids = lambda g: {id(p) for p in g["params"]}  # noqa: E731
-    assert ids(groups["fc_weight"]) == {id(model.fc.weight)} and groups["fc_weight"]["lr_mult"] == 5
-    assert ids(groups["fc_bias"]) == {id(model.fc.bias)} and groups["fc_bias"]["lr_mult"] == 10
+    assert ids(groups["fc_weight"]) == {id(model.get_classifier().weight)} and groups["fc_weight"]["lr_mult"] == 5
+    assert ids(groups["fc_bias"]) == {id(model.get_classifier().bias)} and groups["fc_bias"]["lr_mult"] == 10
     assert groups["fc_bias"]["weight_decay"] == 0 and groups["fc_weight"]["weight_decay"] == 5e-4
     bn = model.layer1[0].bn1.copy_for(8)
     assert {id(bn.weight), id(bn.bias)} <= ids(groups["no_decay"]) and groups["no_decay"]["weight_decay"] == 0

@@ -17,7 +17,7 @@ from .tables import bn_statistics
 __all__ = ["bn_stats_table", "cascade_tables", "load_models", "val_dataset_factory", "gmacs_lookup"]
 
 
-def bn_stats_table(exps: Sequence[Exp], which: str = "best", stage: str | None = "layer4") -> pd.DataFrame:
+def bn_stats_table(exps: Sequence[Exp], which: str = "best", stage: str | None = "auto") -> pd.DataFrame:
     """:func:`tables.bn_statistics` of each experiment's model (column ``model`` = its method)."""
     from ffn_core.engine import load_checkpoint
 

@@ -85,20 +85,24 @@ def tfd_matrix(cross: pd.DataFrame, prefix: str = "ST-") -> pd.DataFrame:
     return out
 
 
-def bn_statistics(model, stage: str | None = "layer4") -> pd.DataFrame:
+def bn_statistics(model, stage: str | None = "auto") -> pd.DataFrame:
     """Channel-averaged BatchNorm statistics per layer (paper Fig. 3 / Supp. Fig. 10-11).
 
     One row per BN copy: ``layer`` (module path without the stream suffix), ``stream`` (frame count
     of a private copy ``...t16``; the trained count of a single-count model; 0 for a norm shared by
     several counts, e.g. "w/o SN"), ``index`` (order within the selection),
     and the means over channels of ``running_mean``, ``running_var``, ``weight`` (γ) and ``bias`` (β).
-    ``stage`` keeps layers whose path starts with it (the paper plots ResNet stage 4); ``None``
+    ``stage`` keeps layers whose path starts with it (the paper plots ResNet stage 4); ``"auto"``: the
+    model's declared last stage (``model_cfg.stats_stage``: ``layer4`` for the ResNets); ``None``
     keeps all; if nothing matches, all layers are kept.
     """
     from torch.nn.modules.batchnorm import _BatchNorm
 
     import torch
 
+    if stage == "auto":
+        cfg = getattr(model, "model_cfg", None)
+        stage = (cfg.stats_stage or None) if cfg is not None else None
     frames = tuple(getattr(model, "frames", ()) or ())
     shared = int(frames[0]) if len(frames) == 1 else 0
     rows = []

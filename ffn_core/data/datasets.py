@@ -20,6 +20,8 @@ normal path reports it). Meant for small datasets: the synthetic ``cpu`` tier is
 """
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -344,6 +346,20 @@ class VideoListDataset(Dataset):
         return tuple(clips)
 
 
+def model_normalization(cfg, spec: DatasetSpec) -> DatasetSpec:
+    """``spec`` with the mean/std that ``cfg.model``'s pretrained weights expect (its declared
+    ``ModelCfg``: ImageNet for the ResNets, 0.45/0.225 for SlowFast and Uniformer) when the run starts
+    from ``pretrained`` weights; a model trained from scratch keeps the dataset's normalisation."""
+    if not getattr(cfg, "pretrained", ""):
+        return spec
+    from ffn_core.models import get_model_cfg, list_models
+
+    if cfg.model not in list_models():
+        return spec
+    mcfg = get_model_cfg(cfg.model)
+    return dataclasses.replace(spec, mean=tuple(mcfg.mean), std=tuple(mcfg.std))
+
+
 def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> VideoListDataset:
     """A :class:`VideoListDataset` for ``split`` ("train" | "val") from a :class:`~ffn_core.config.Config`."""
     if split not in ("train", "val"):
@@ -360,7 +376,7 @@ def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> Video
     # folders, template) in dataset.json; the registered spec supplies normalisation and flip.
     from ffn_core.data.prepare.description import prepared_spec
 
-    spec = prepared_spec(cfg.data_root, cfg.dataset)
+    spec = model_normalization(cfg, prepared_spec(cfg.data_root, cfg.dataset))
     return VideoListDataset(
         list_file, cfg.data_root, spec, frames if frames is not None else cfg.frames, train=train,
         crop_size=cfg.crop_size, resize=cfg.test_resize,

@@ -120,13 +120,20 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 
 def build_model(cfg: Config, num_classes: int, frames: tuple, pretrained: str | None = None) -> nn.Module:
-    """``create_model`` with the config's model switches (``pretrained`` defaults to ``cfg.pretrained``)."""
-    from ffn_core.models import create_model
+    """``create_model`` with the config's model switches and ``model_kwargs`` (backbone-specific
+    settings); ``pretrained`` defaults to ``cfg.pretrained``. A bad model name or argument is a
+    :class:`ConfigError` naming the key."""
+    from ffn_core.models import create_model, list_models
 
-    return create_model(cfg.model, num_classes=num_classes, frames=tuple(frames), dropout=cfg.dropout,
-                        private_norm=cfg.private_norm, weight_alteration=cfg.weight_alteration,
-                        weight_sharing=cfg.weight_sharing,
-                        pretrained=cfg.pretrained if pretrained is None else pretrained)
+    if cfg.model not in list_models():
+        raise ConfigError(f"model={cfg.model!r}: unknown; registered models: {', '.join(list_models())}")
+    try:
+        return create_model(cfg.model, num_classes=num_classes, frames=tuple(frames), dropout=cfg.dropout,
+                            private_norm=cfg.private_norm, weight_alteration=cfg.weight_alteration,
+                            weight_sharing=cfg.weight_sharing,
+                            pretrained=cfg.pretrained if pretrained is None else pretrained, **cfg.model_kwargs)
+    except TypeError as e:
+        raise ConfigError(f"model_kwargs={cfg.model_kwargs!r} for model={cfg.model}: {e}") from None
 
 
 def load_model_state(model: nn.Module, state: dict, source: str) -> None:
@@ -162,7 +169,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {path}: its stored config is invalid here ({e})") from None
     frames = tuple(int(t) for t in ckpt.get("frames") or cfg.frames)
-    num_classes = int(ckpt.get("num_classes") or ckpt["model"]["fc.weight"].shape[0])
+    if not ckpt.get("num_classes"):
+        raise CheckpointError(f"checkpoint {path}: no 'num_classes' entry (not written by ffn_core's fit?)")
+    num_classes = int(ckpt["num_classes"])
     model = build_model(cfg, num_classes, frames, pretrained="")
     load_model_state(model, ckpt["model"], f"checkpoint {path}")
     model.class_names = list(ckpt.get("class_names") or [])

@@ -11,8 +11,8 @@ group                  lr        weight decay  which parameters
 ``fc_bias``            x10       0             classifier bias(es) (only with ``fc_lr_mult``)
 =====================  ========  ============  ============================================
 
-The classifier is every ``nn.Linear`` with ``num_classes`` outputs (one shared ``fc``, or one per
-stream in the "w/o WS" ablation). ``fc_lr_mult`` is a config key, default ``True`` (the SGD
+The classifier is what the model's ``get_classifier()`` returns (the module its registered cfg names:
+one shared ``fc``/``head``, or one per stream in the "w/o WS" ablation) - never guessed from shapes. ``fc_lr_mult`` is a config key, default ``True`` (the SGD
 recipes); the CPU / smoke AdamW recipes set ``fc_lr_mult: false`` (the Uniformer AdamW recipe, and the
 synthetic prototype, use one learning rate for all weights; x5/x10 with AdamW's per-parameter step
 sizes makes the classifier move much faster than the backbone). Deliberate difference: conv biases
@@ -36,13 +36,13 @@ _NORMS = (_NormBase, nn.LayerNorm, nn.GroupNorm)
 
 
 def _classifier_params(model: nn.Module) -> set:
-    num_classes = getattr(model, "num_classes", None)
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if num_classes is not None:
-        linears = [m for m in linears if m.out_features == num_classes]
-    elif linears:
-        linears = linears[-1:]
-    return {id(p) for m in linears for p in m.parameters(recurse=False)}
+    from .checkpoint import unwrap
+
+    bare = unwrap(model)
+    if not hasattr(bare, "get_classifier"):
+        raise TypeError(f"fc_lr_mult: {type(bare).__name__} has no get_classifier(); build models with "
+                        "ffn_core.models.create_model, or set fc_lr_mult=false")
+    return {id(p) for p in bare.get_classifier().parameters()}
 
 
 def param_groups(model: nn.Module, weight_decay: float, fc_lr_mult: bool = True) -> list[dict]:

@@ -247,6 +247,8 @@ class WeightAlteration(_PerStream):
                 else:
                     conv.weight.normal_(0.0, 1e-3)
 
+    reset_flex_parameters = reset_parameters  # the hook backbones call after their own init
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.active()(x)
 

@@ -1,0 +1,60 @@
+"""Read a pickle of plain numeric data (dicts, lists, numpy arrays) without running any code.
+
+The official SlowFast Kinetics checkpoints (``SLOWFAST_8x8_R50.pkl``) are caffe2 pickles: a dict
+``{"blobs": {name: numpy array}, ...}`` written by Python 2. ``pickle.load`` on such a file would
+execute whatever the file asks for, so :func:`read_numpy_pickle` uses an unpickler that resolves
+only the globals numpy arrays need (array reconstruction, dtypes, numpy scalars, the latin-1 bytes
+codec of protocol-2 pickles) and ``OrderedDict``. A pickle that names anything else - ``os.system``,
+``builtins.eval``, a class - is refused with :class:`UnsafePickleError` naming the file and the
+global, before anything runs.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from typing import Any
+
+__all__ = ["UnsafePickleError", "read_numpy_pickle", "ALLOWED_GLOBALS"]
+
+#: (module, name) pairs the unpickler may resolve.
+ALLOWED_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("_codecs", "encode"),  # protocol-2 pickles store bytes as _codecs.encode(str, "latin1")
+    ("collections", "OrderedDict"),
+})
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle asks for a global outside :data:`ALLOWED_GLOBALS`."""
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    def __init__(self, file, path: str):
+        super().__init__(file, encoding="latin1")  # Python-2 caffe2 pickles
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(
+            f"{self._path}: refused to unpickle {module}.{name}: this reader accepts only dicts, lists and "
+            "numpy arrays (a caffe2 checkpoint holds nothing else); the file would run code if loaded "
+            "with plain pickle")
+
+    def persistent_load(self, pid):  # noqa: D401 - torch-style persistent ids are not plain data
+        raise UnsafePickleError(f"{self._path}: refused: the pickle uses persistent ids (a torch file? "
+                                "load it with torch.load(weights_only=True) instead)")
+
+
+def read_numpy_pickle(path: str | os.PathLike) -> Any:
+    """The object in pickle file ``path`` if it is built from dicts, lists and numpy arrays only."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        try:
+            return _NumpyOnlyUnpickler(f, path).load()
+        except UnsafePickleError:
+            raise
+        except Exception as e:  # truncated / not a pickle
+            raise pickle.UnpicklingError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
