@@ -27,7 +27,7 @@ import torch
 
 from ffn_core.engine.step import autocast_context, forward_backward, optimizer_step
 from ffn_core.losses import MFALoss
-from ffn_core.models import create_model
+from ffn_core.models import create_model, to_channels_last
 
 
 def _sync(device: torch.device) -> None:
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
 
     def build(fr):
         m = create_model(a.model, num_classes=a.classes, frames=fr).to(device).train()
-        return m.to(memory_format=torch.channels_last) if a.channels_last else m
+        return to_channels_last(m) if a.channels_last else m
 
     print(f"device {device}, model {a.model}, {a.size} px, batch {a.batch}, frames {list(frames)}, amp {a.amp}, "
           f"{torch.get_num_threads()} CPU threads; median of {a.iters} steps after {a.warmup} warm-up")
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     results["FFN stream_backward"] = measure(ffn, inputs, target, loss, device, a.amp, True, a.iters, a.warmup)
     other = create_model(a.model, num_classes=a.classes, frames=frames).to(device).train()
     if not a.channels_last:
-        other = other.to(memory_format=torch.channels_last)
+        other = to_channels_last(other)
     layout = "NCHW" if a.channels_last else "channels_last"
     results[f"FFN summed, {layout}"] = measure(other, inputs, target, loss, device, a.amp, False, a.iters, a.warmup)
 

@@ -122,7 +122,8 @@ def test_single_stream_is_the_plain_backbone_and_ffn_starts_there(name):
     st = create_model(name, num_classes=NUM_CLASSES, frames=(frames[-1],)).eval()
     assert not any(isinstance(m, (FlexNorm, WeightAlteration)) for m in st.modules())
     ffn = _model(name, frames).eval()
-    ffn_keys = {canonical_key(k) for k in ffn.state_dict() if k not in weight_alteration_keys(ffn)}
+    wa = weight_alteration_keys(ffn)
+    ffn_keys = {canonical_key(k) for k in ffn.state_dict() if k not in wa}
     assert ffn_keys == set(st.state_dict()), "private copies must map onto the single-stream keys"
     ffn = _fresh(name, frames).eval()
     report = convert_st_to_ffn(st.state_dict(), ffn)

@@ -244,7 +244,9 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
                            pretrained="" if cfg.strategy == "finetune" else None)
     model = strategy.prepare_model(model).to(device)
     if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        from ffn_core.models import to_channels_last
+
+        model = to_channels_last(model)
     if dist.rank > 0:
         _seed_all(cfg.seed + 7919 * dist.rank)  # ranks draw different dropout masks
     loader, _ = build_train_loader(train_ds, cfg, dist, device)

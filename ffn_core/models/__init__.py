@@ -8,10 +8,11 @@ building blocks of ``flexible_norm`` (FlexNorm, WeightAlteration, use_stream, ro
 """
 from ._registry import COMMON_KWARGS, ModelCfg, create_model, get_model_cfg, list_models, model_kwargs, register_model
 from .flexible_norm import FlexNorm, StreamState, WeightAlteration, check_frames, route_stream, use_stream
-from .frame_flexible import FrameFlexibleModel, SeparateStreams, build_frame_flexible
+from .frame_flexible import FrameFlexibleModel, SeparateStreams, build_frame_flexible, to_channels_last
 from .temporal_shift import TemporalShift, temporal_shift
 from .resnet2d import ResNet2D
 from .tsm_resnet import TSMResNet, build_tsm_resnet
+from . import tea, slowfast, uniformer  # noqa: F401,E402  (register their variants)
 from .accounting import accounting_table, count_parameters, gmacs_per_clip, separate_models_parameters
 from .pretrained import convert_st_to_ffn, load_pretrained
 from .recalibrate import recalibrate_bn
@@ -19,7 +20,7 @@ from .recalibrate import recalibrate_bn
 __all__ = [
     "COMMON_KWARGS", "ModelCfg", "create_model", "get_model_cfg", "list_models", "model_kwargs", "register_model",
     "FlexNorm", "StreamState", "WeightAlteration", "check_frames", "route_stream", "use_stream",
-    "FrameFlexibleModel", "SeparateStreams", "build_frame_flexible",
+    "FrameFlexibleModel", "SeparateStreams", "build_frame_flexible", "to_channels_last",
     "TemporalShift", "temporal_shift",
     "ResNet2D", "TSMResNet", "build_tsm_resnet",
     "accounting_table", "count_parameters", "gmacs_per_clip", "separate_models_parameters",

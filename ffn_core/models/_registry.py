@@ -62,6 +62,8 @@ class ModelCfg:
             (torchvision, Res2Net, caffe2 SlowFast, Uniformer) onto this model's single-stream keys;
             ``None``: the file already uses them.
         model_kwargs: the backbone-specific keyword arguments and their defaults.
+        family: the paper's architecture this variant belongs to (``"TSM"``, ``"TEA"``, ``"SlowFast"``,
+            ``"Uniformer"``): which row group of Table 8 it is compared with.
         description: one line for ``list_models`` tables and docs.
     """
 
@@ -76,6 +78,7 @@ class ModelCfg:
     hub_weights: str = ""
     pretrained_keys: Optional[Callable[[Mapping], Dict]] = None
     model_kwargs: Mapping[str, object] = field(default_factory=dict)
+    family: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:

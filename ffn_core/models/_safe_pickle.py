@@ -48,13 +48,31 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
                                 "load it with torch.load(weights_only=True) instead)")
 
 
+def _check_plain(obj: Any, path: str) -> None:
+    """Refuse object-dtype arrays: their elements passed the global check, but they are not numeric
+    weights and would fail later without naming the file."""
+    import numpy as np
+
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+        elif isinstance(o, np.ndarray) and o.dtype.hasobject:
+            raise UnsafePickleError(f"{path}: refused: it holds an object-dtype array (expected numeric arrays only)")
+
+
 def read_numpy_pickle(path: str | os.PathLike) -> Any:
-    """The object in pickle file ``path`` if it is built from dicts, lists and numpy arrays only."""
+    """The object in pickle file ``path`` if it is built from dicts, lists and numeric numpy arrays only."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         try:
-            return _NumpyOnlyUnpickler(f, path).load()
+            obj = _NumpyOnlyUnpickler(f, path).load()
         except UnsafePickleError:
             raise
         except Exception as e:  # truncated / not a pickle
             raise pickle.UnpicklingError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    _check_plain(obj, path)
+    return obj

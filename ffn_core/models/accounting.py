@@ -17,9 +17,18 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 __all__ = ["count_parameters", "separate_models_parameters", "gmacs_per_clip", "accounting_table"]
+
+
+def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of CPU ``scaled_dot_product_attention`` (torch registers only the CUDA/meta kernels)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+_CPU_SDPA = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_CUSTOM_FLOPS = {_CPU_SDPA: _sdpa_cpu_flop} if _CPU_SDPA is not None else {}
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -56,7 +65,7 @@ def gmacs_per_clip(model: nn.Module, T: int, size: int = 224, stream: Optional[i
     modes = {m: m.training for m in model.modules()}
     model.eval()
     try:
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=_CUSTOM_FLOPS)
         kwargs = {} if stream is None else {"stream": stream}
         with torch.no_grad():
             if on_meta:

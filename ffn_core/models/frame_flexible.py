@@ -33,7 +33,7 @@ from torch import nn
 
 from .flexible_norm import check_frames, route_stream, stream_key, use_stream
 
-__all__ = ["FrameFlexibleModel", "SeparateStreams", "build_frame_flexible", "ffn_switches"]
+__all__ = ["FrameFlexibleModel", "SeparateStreams", "build_frame_flexible", "ffn_switches", "to_channels_last"]
 
 
 def ffn_switches(frames: Sequence[int], private_norm: bool, weight_alteration: bool) -> tuple[bool, bool]:
@@ -158,6 +158,15 @@ class SeparateStreams(FrameFlexibleModel):
     def get_classifier(self) -> nn.Module:
         """Every stream's own classifier (a ModuleList over the real modules)."""
         return nn.ModuleList([m.get_classifier() for m in self.streams.values()])
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """``model`` with channels-last weights in the format of its layout: ``channels_last`` (NHWC) for
+    frame-wise 2D backbones, ``channels_last_3d`` (NDHWC) for clip (3D) backbones, whose Conv3d
+    weights cannot take the 4-D format."""
+    cfg = getattr(model, "model_cfg", None)
+    fmt = torch.channels_last_3d if cfg is not None and cfg.layout == "clip" else torch.channels_last
+    return model.to(memory_format=fmt)
 
 
 def build_frame_flexible(build: Callable[..., FrameFlexibleModel], *, frames, weight_sharing: bool = True,

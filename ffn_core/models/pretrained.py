@@ -134,7 +134,11 @@ def read_weights_file(path: str | os.PathLike, where: str = "") -> Dict[str, tor
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{where}: no such file")
     if path.endswith(".pkl"):
-        return _unwrap(read_numpy_pickle(path), where)
+        obj = read_numpy_pickle(path)
+        blobs = obj.get("blobs", obj) if isinstance(obj, Mapping) else obj
+        if isinstance(blobs, Mapping):  # caffe2 keeps solver state (ints, strings) beside the arrays
+            blobs = {k: v for k, v in blobs.items() if isinstance(v, np.ndarray)}
+        return _unwrap(blobs, where)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -73,7 +73,7 @@ def build_tsm_resnet(arch: str, *, num_classes: int, frames=(4, 8, 16), dropout:
 def _register(arch: str, doc: str, **cfg_kw):
     tiny = arch.startswith("tiny")
     name = f"tsm_{arch}"
-    cfg = ModelCfg(layout="frames", classifier="fc", stats_stage="layer4",
+    cfg = ModelCfg(layout="frames", classifier="fc", stats_stage="layer4", family="TSM",
                    model_kwargs={"fold_div": 8, **({"width": 1.0} if tiny else {})}, **cfg_kw)
 
     def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
