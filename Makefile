@@ -22,8 +22,11 @@ reproduce: setup
 smoke: setup
 	$(PY) -m ffn_core suite --params params/smoke.yaml
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check ffn_core tests tools benchmarks
 
 strip-notebooks: setup
 	$(PY) -m ffn_core.analysis.nbstrip notebooks/*.ipynb

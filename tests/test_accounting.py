@@ -14,15 +14,6 @@ from ffn_core.models import (
 R50_FFN3_EXTRA = 2 * 2 * 26_560 + 3 * 13_120  # = 145,600 (~0.146 M)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait badly on a shared 2-core machine; one thread is faster there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _meta(name, **kw):
     with torch.device("meta"):
         return create_model(name, **kw)

@@ -99,7 +99,7 @@ def test_list_file_roundtrip_with_spaces(tmp_path):
 def test_list_file_errors_name_file_and_line(tmp_path, bad_line):
     path = tmp_path / "list.txt"
     path.write_text(f"ok.mp4 10 0\n\n{bad_line}\n")
-    with pytest.raises(ValueError, match=rf"list\.txt:3: expected '<path> <num_frames> <label>'.*got"):
+    with pytest.raises(ValueError, match=r"list\.txt:3: expected '<path> <num_frames> <label>'.*got"):
         read_list_file(path)
 
 

@@ -23,14 +23,6 @@ IDS = [f"{n}-{'-'.join(map(str, f))}" for n, f in GRID]
 NAMES = list_models()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @functools.lru_cache(maxsize=None)
 def _model(name: str, frames: tuple, **kw) -> FrameFlexibleModel:
     torch.manual_seed(0)

@@ -47,6 +47,9 @@ def params(tmp_path_factory) -> Path:
     data = ensure_synthetic(ROOT / "data" / "synthetic_smoke", "smoke", seed=0, workers=1, verbose=False)
     _subset(data / "train.txt", tmp / "train.txt", 2)
     _subset(data / "val.txt", tmp / "val.txt", 2)
+    arch = tmp / "test_smoke_uniformer_xs.yaml"  # 03's Table 8 architecture (its own recipe, 32 px)
+    arch.write_text(yaml.safe_dump({"inherit": str(tmp / "test_smoke.yaml"), "model": "uniformer_xs",
+                                    "crop_size": 32, "suite": {"init_epochs": 1, "ffn_scratch": False}}))
     path = tmp / "test_smoke.yaml"
     path.write_text(yaml.safe_dump({
         "inherit": str(ROOT / "params" / "smoke.yaml"), "epochs": 1, "crop_size": 16, "data_root": str(data),
@@ -54,7 +57,8 @@ def params(tmp_path_factory) -> Path:
         "suite": {"lambdas": [2.0], "mixed_rhos": [0.5], "proportional_rhos": [0.5], "recal_batches": 2,
                   "any_frames": ANY, "tfd_frames": TFD, "cascade_taus": 5,
                   # as params/cpu.yaml: 03's second FFN and 04/06 start from ST-16; 05 from scratch
-                  "init_epochs": 1, "ablation_init": True, "sequence_init": True, "baseline_init": False}}))
+                  "init_epochs": 1, "ablation_init": True, "sequence_init": True, "baseline_init": False,
+                  "architectures": [str(arch)]}}))
     return path
 
 
@@ -141,6 +145,18 @@ def test_03_train_ffn(chain):
     costs = _csv(chain, "03_costs.csv")
     st_costs = _csv(chain, "02_costs.csv")
     assert (costs.params > st_costs.params.iloc[0]).all()  # private norms + WA cost a few parameters
+    t8 = _csv(chain, "03_table8.csv")  # Table 8: this model (from 02/03) and uniformer_xs (trained by 03)
+    assert list(dict.fromkeys(t8.model)) == ["tsm_tiny", "uniformer_xs"]
+    assert list(dict.fromkeys(t8.family)) == ["TSM", "Uniformer"] and t8.main.tolist() == [True] * 9 + [False] * 9
+    for model, g in t8.groupby("model"):
+        assert sorted(zip(g.role, g.frames)) == sorted((r, t) for r in ("FFN", "H-trained", "ST") for t in FRAMES)
+    uni = t8[t8.model == "uniformer_xs"]
+    assert set(uni.run[uni.role == "FFN"]) == {"ffn_4-8-16_init-st16_e1"}
+    assert _acc(uni, "H-trained", 16) == _acc(uni, "ST", 16)  # ST-16 is the H-trained model
+    run = chain / "models" / "uniformer_xs" / "ffn_4-8-16_init-st16_e1"
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["model"] == "uniformer_xs" and cfg["crop_size"] == 32 and cfg["frames"] == list(FRAMES)
+    assert cfg["init_from"] == str(chain / "models" / "uniformer_xs" / "st_16_e1" / "best.pt")
 
 
 def test_04_ablations(chain):
@@ -204,11 +220,13 @@ def test_06_any_frame(chain):
 
 def test_07_report(chain):
     text = (chain / "report.md").read_text()
-    for header in ("## Claims", "## TFD", "## Baselines (Table 1)", "## Design ablation (Table 4)",
+    for header in ("## Claims", "## TFD", "## FFN vs ST across architectures (Table 8)",
+                   "### Uniformer: `uniformer_xs`", "## Baselines (Table 1)", "## Design ablation (Table 4)",
                    "## Number and choice of sequences", "## Any-frame inference", "## Confidence-cascaded"):
         assert header in text
     claims = json.loads((chain / "results" / "claims.json").read_text())
-    assert len(claims) >= 16 and all(c["verdict"] != "not measured" for c in claims), \
+    assert {"table8_uniformer_xs_tfd", "table8_uniformer_xs_near_st"} <= {c["id"] for c in claims}
+    assert len(claims) >= 19 and all(c["verdict"] != "not measured" for c in claims), \
         [c for c in claims if c["holds"] is None]
     failed = [c for c in claims if c["holds"] is False]
     assert f"{len(claims) - len(failed)} of {len(claims)} claims hold" in text
@@ -226,7 +244,10 @@ def test_models_trained_once(chain):
         "st_4_e1", "st_8_e1", "st_16_e1", "ffn_4-8-16_e1", "ffn_4-8-16_init-st16_e1",
         "ffn_4-8-16_wo-sn_init-st16_e1", "ffn_4-8-16_wo-wa_init-st16_e1", "ffn_4-8-16_wo-td_init-st16_e1",
         "ffn_4-8-16_wo-ws_init-st16_e1", "ffn_4-8-16_lambda2_init-st16_e1", "mixed_4-16_rho0.5_e1",
-        "proportional_4-16_rho0.5_e1", "finetune_16to4_e1", "ffn_4-16_init-st16_e1", "ffn_4-8-12-16_init-st16_e1"])
+        "proportional_4-16_rho0.5_e1", "finetune_16to4_e1", "ffn_4-16_init-st16_e1", "ffn_4-8-12-16_init-st16_e1",
+        "uniformer_xs"])
+    assert sorted(p.name for p in (chain / "models" / "uniformer_xs").iterdir()) == [
+        "ffn_4-8-16_init-st16_e1", "st_16_e1", "st_4_e1", "st_8_e1"]
 
 
 def test_papermill_cli_frames_as_string(chain, params, tmp_path):
@@ -294,3 +315,31 @@ def test_cpu_tier_path_ffn_from_st_with_ce_all(chain, params, tmp_path):
     assert "ffn_init_near_st" not in claims and claims["ffn_near_st"]["ours"].startswith("started from ST-16, +1 epochs")
     text = (out / "report.md").read_text()
     assert "loss=ce_all" in text and "`ffn_4-8-16_ce-all_init-st16_e1`" in text
+
+
+SMALL = ("uniformer_xs", "slowfast_tiny", "tea_tiny")
+
+
+@pytest.mark.parametrize("model", SMALL)
+def test_02_and_03_run_with_every_small_architecture(model, params, tmp_path):
+    """``model=`` switches the whole notebook path: 02 (ST, TFD, BN statistics of the model's own
+    last stage) and 03 (FFN) run with the small variant of every architecture."""
+    from ffn_core.models import get_model_cfg
+    from ffn_core.suite import run_suite
+
+    p = tmp_path / f"{model}.yaml"
+    p.write_text(yaml.safe_dump({"inherit": str(params), "crop_size": 32,
+                                 "suite": {"init_epochs": 0, "ffn_scratch": True, "architectures": []}}))
+    runs = tmp_path / "runs"
+    assert run_suite(p, name=model, runs_dir=runs, only="02,03", extra={"model": model}) == 0
+    out = runs / model
+    cross = _csv(out, "02_cross_eval.csv")
+    assert set(cross.method) == {f"ST-{t}" for t in FRAMES} and cross.top1.between(0, 100).all()
+    bn = _csv(out, "02_bn_stats.csv")
+    assert set(bn.model) == {"ST-4", "ST-16"} and bn.layer.str.startswith(get_model_cfg(model).stats_stage).all()
+    ffn = _csv(out, "03_ffn.csv")
+    assert set(ffn[ffn.trained].frames) == set(FRAMES) and list(dict.fromkeys(ffn.method)) == ["FFN"]
+    t8 = _csv(out, "03_table8.csv")
+    assert set(t8.model) == {model} and set(t8.family) == {get_model_cfg(model).family}
+    for run in ("st_4_e1", "ffn_4-8-16_e1"):
+        assert yaml.safe_load((out / "models" / run / "config.yaml").read_text())["model"] == model

@@ -11,15 +11,6 @@ from ffn_core.models.pretrained import canonical_key
 STANDARD = {"tsm_r18": "resnet18", "tsm_r34": "resnet34", "tsm_r50": "resnet50", "tsm_r101": "resnet101"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait badly on a shared 2-core machine; one thread is faster there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name", sorted(STANDARD))
 @pytest.mark.parametrize("frames", [(16,), (4, 8, 16)])
 def test_state_dict_keys_match_torchvision(name, frames):

@@ -21,14 +21,6 @@ from ffn_core.models.pretrained import canonical_key
 FRAMES = (4, 8, 16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny(frames=FRAMES, seed=0, **kw):
     torch.manual_seed(seed)
     return create_model("slowfast_tiny", num_classes=5, frames=frames, **kw)

@@ -17,14 +17,6 @@ from ffn_core.models.pretrained import canonical_key, load_pretrained
 from ffn_core.models.tea import MotionExcitation, TEABottleneck, TemporalConv, build_tea
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _tiny(frames=(4, 8, 16), seed=0, **kw):
     torch.manual_seed(seed)
     return create_model("tea_tiny", num_classes=5, frames=frames, **kw)

@@ -7,15 +7,6 @@ from ffn_core.models import TemporalShift, create_model, temporal_shift, use_str
 FRAME_COUNTS = [1, 2, 4, 8, 16]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait badly on a shared 2-core machine; one thread is faster there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _reference_shift(x, T, fold_div=8):
     """Loop-by-loop definition: out[t, :f] = x[t+1, :f]; out[t, f:2f] = x[t-1, f:2f]; zero padded."""
     nt, c, h, w = x.shape

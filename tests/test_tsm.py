@@ -14,22 +14,12 @@ from ffn_core.models import (
     WeightAlteration,
     count_parameters,
     create_model,
-    list_models,
     recalibrate_bn,
     register_model,
     use_stream,
 )
 
 FRAME_SETS = [(4, 16), (4, 8, 16), (4, 8, 12, 16)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Intra-op threads spin-wait badly on a shared 2-core machine; one thread is faster there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _tiny(frames=(4, 8, 16), seed=0, **kw):

@@ -15,14 +15,6 @@ from ffn_core.models.uniformer import (ARCHS, CBlock, DepthwiseConv3d, DropPath,
                                        uniformer_pretrained_keys)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _xs(frames=(4, 8, 16), seed=0, **kw):
     torch.manual_seed(seed)
     return create_model("uniformer_xs", num_classes=5, frames=frames, **kw)

@@ -68,7 +68,7 @@ def init_distributed(device_name: str = "auto") -> tuple[DistInfo, torch.device]
     exists (a notebook or test initialised it), it is reused.
     """
     world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
+    _env_int("RANK", 0)  # checked here (a clear error if malformed); init_process_group reads it
     local_rank = _env_int("LOCAL_RANK", 0)
     device = resolve_device(device_name, local_rank)
     if world <= 1:

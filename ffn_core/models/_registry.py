@@ -28,8 +28,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from torch import nn
 
-__all__ = ["ModelCfg", "COMMON_KWARGS", "register_model", "create_model", "list_models", "model_kwargs",
-           "get_model_cfg"]
+__all__ = ["ModelCfg", "COMMON_KWARGS", "register_model", "register_variant", "create_model", "list_models",
+           "model_kwargs", "get_model_cfg"]
 
 #: Keyword arguments every factory accepts (with these defaults), besides ``num_classes``.
 COMMON_KWARGS: Dict[str, object] = {
@@ -110,6 +110,22 @@ def register_model(fn: Optional[Callable[..., nn.Module]] = None, *, cfg: Option
         return f
 
     return wrap(fn) if fn is not None else wrap
+
+
+def register_variant(name: str, build: Callable[..., nn.Module], cfg: ModelCfg, doc: str = "") -> Callable[..., nn.Module]:
+    """Register variant ``name`` with the common factory signature (module docstring); the factory
+    calls ``build(num_classes=..., frames=..., <common kwargs>, cfg=cfg, name=name, **model_kwargs)``
+    - e.g. ``partial(build_tsm_resnet, "r50")``. Returns the factory."""
+    def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
+                weight_alteration: bool = True, weight_sharing: bool = True, pretrained: str = "",
+                wa_init: str = "zeros", **model_kwargs) -> nn.Module:
+        return build(num_classes=num_classes, frames=frames, dropout=dropout, private_norm=private_norm,
+                     weight_alteration=weight_alteration, weight_sharing=weight_sharing, pretrained=pretrained,
+                     wa_init=wa_init, cfg=cfg, name=name, **model_kwargs)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_model(factory, cfg=cfg)
 
 
 def list_models(filter: str = "") -> List[str]:  # noqa: A002  (timm's argument name)

@@ -64,7 +64,7 @@ from typing import Dict, Mapping, Sequence
 import torch
 from torch import nn
 
-from ._registry import ModelCfg, register_model
+from ._registry import ModelCfg, register_variant
 from .flexible_norm import FlexNorm, WeightAlteration, check_frames
 from .frame_flexible import FrameFlexibleModel, build_frame_flexible, ffn_switches
 from .resnet2d import scaled_widths
@@ -349,18 +349,7 @@ def _register(arch: str, doc: str, **cfg_kw):
     cfg = ModelCfg(layout="clip", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), classifier="head.projection",
                    stats_stage="s5.pathway0", family="SlowFast", pretrained_keys=caffe2_keys,
                    model_kwargs={"alpha": 4, **({"width": 1.0} if arch == "tiny" else {})}, **cfg_kw)
-
-    def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
-                weight_alteration: bool = True, weight_sharing: bool = True, pretrained: str = "",
-                wa_init: str = "zeros", **model_kwargs) -> FrameFlexibleModel:
-        return build_slowfast(arch, num_classes=num_classes, frames=frames, dropout=dropout,
-                              private_norm=private_norm, weight_alteration=weight_alteration,
-                              weight_sharing=weight_sharing, pretrained=pretrained, wa_init=wa_init,
-                              cfg=cfg, name=name, **model_kwargs)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return register_model(factory, cfg=cfg)
+    return register_variant(name, partial(build_slowfast, arch), cfg, doc)
 
 
 slowfast_r50 = _register(

@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._registry import ModelCfg, register_model
+from ._registry import ModelCfg, register_variant
 from .flexible_norm import FlexNorm, StreamAware, check_frames
 from .frame_flexible import FrameFlexibleModel, build_frame_flexible, ffn_switches
 from .resnet2d import FlexBlock, ResNet2D
@@ -260,17 +260,7 @@ def build_tea(arch: str, *, num_classes: int, frames=(4, 8, 16), dropout: float 
 def _register(arch: str, doc: str, **cfg_kw):
     name = f"tea_{arch}"
     cfg = ModelCfg(layout="frames", classifier="fc", stats_stage="layer4", family="TEA", **cfg_kw)
-
-    def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
-                weight_alteration: bool = True, weight_sharing: bool = True, pretrained: str = "",
-                wa_init: str = "zeros") -> FrameFlexibleModel:
-        return build_tea(arch, num_classes=num_classes, frames=frames, dropout=dropout, private_norm=private_norm,
-                         weight_alteration=weight_alteration, weight_sharing=weight_sharing,
-                         pretrained=pretrained, wa_init=wa_init, cfg=cfg, name=name)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return register_model(factory, cfg=cfg)
+    return register_variant(name, partial(build_tea, arch), cfg, doc)
 
 
 tea_tiny = _register("tiny", "Tiny TEA for CPU work: Res2Net blocks [1,1,2,1] (26w x 4s), widths 16-32-64-128, "

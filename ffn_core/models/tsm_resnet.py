@@ -25,7 +25,9 @@ tuple of frame counts), not copy-pasted ``_4/_8/_16`` attributes.
 """
 from __future__ import annotations
 
-from ._registry import ModelCfg, register_model
+from functools import partial
+
+from ._registry import ModelCfg, register_variant
 from .frame_flexible import FrameFlexibleModel, build_frame_flexible
 from .resnet2d import BasicBlock, Bottleneck, ResNet2D, scaled_widths
 from .temporal_shift import TemporalShift
@@ -75,18 +77,7 @@ def _register(arch: str, doc: str, **cfg_kw):
     name = f"tsm_{arch}"
     cfg = ModelCfg(layout="frames", classifier="fc", stats_stage="layer4", family="TSM",
                    model_kwargs={"fold_div": 8, **({"width": 1.0} if tiny else {})}, **cfg_kw)
-
-    def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
-                weight_alteration: bool = True, weight_sharing: bool = True, pretrained: str = "",
-                wa_init: str = "zeros", **model_kwargs) -> FrameFlexibleModel:
-        return build_tsm_resnet(arch, num_classes=num_classes, frames=frames, dropout=dropout,
-                                private_norm=private_norm, weight_alteration=weight_alteration,
-                                weight_sharing=weight_sharing, pretrained=pretrained, wa_init=wa_init,
-                                cfg=cfg, name=name, **model_kwargs)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return register_model(factory, cfg=cfg)
+    return register_variant(name, partial(build_tsm_resnet, arch), cfg, doc)
 
 
 _TINY = dict(input_size=32, test_size=16, description="ours, for CPU work (32-64 px)")

@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._registry import ModelCfg, register_model
+from ._registry import ModelCfg, register_variant
 from .flexible_norm import FlexNorm, WeightAlteration, check_frames
 from .frame_flexible import FrameFlexibleModel, build_frame_flexible, ffn_switches
 
@@ -384,18 +384,7 @@ def _register(arch: str, doc: str, **cfg_kw):
     cfg = ModelCfg(layout="clip", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), classifier="head",
                    stats_stage="blocks2", family="Uniformer", pretrained_keys=uniformer_pretrained_keys,
                    model_kwargs={"drop_path": 0.0}, **cfg_kw)
-
-    def factory(num_classes: int, frames=(4, 8, 16), *, dropout: float = 0.5, private_norm: bool = True,
-                weight_alteration: bool = True, weight_sharing: bool = True, pretrained: str = "",
-                wa_init: str = "zeros", **model_kwargs) -> FrameFlexibleModel:
-        return build_uniformer(arch, num_classes=num_classes, frames=frames, dropout=dropout,
-                               private_norm=private_norm, weight_alteration=weight_alteration,
-                               weight_sharing=weight_sharing, pretrained=pretrained, wa_init=wa_init,
-                               cfg=cfg, name=name, **model_kwargs)
-
-    factory.__name__ = factory.__qualname__ = name
-    factory.__doc__ = doc
-    return register_model(factory, cfg=cfg)
+    return register_variant(name, partial(build_uniformer, arch), cfg, doc)
 
 
 uniformer_s = _register(
