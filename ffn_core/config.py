@@ -74,6 +74,7 @@ class Config:
     strategy: str = "ffn"              # st | ffn | mixed | proportional | finetune
     loss: str = "mfal"                 # mfal (CE on highest T + KL) | ce_all ("w/o TD") | ce_kl (CE on all + KL; ours)
     lambda_kl: float = 1.0             # λ of Eq. 5
+    label_smoothing: float = 0.0       # on the cross-entropy term(s) (Uniformer recipe: 0.1)
     rho: float = 0.5                   # mixed / proportional probability
     finetune_from: str = ""            # checkpoint for strategy=finetune
     init_from: str = ""                # start from a single-T checkpoint (convert_st_to_ffn; not with finetune)
@@ -82,6 +83,7 @@ class Config:
     lr: float = 2.0e-3
     optimizer: str = "adamw"           # sgd | adamw
     momentum: float = 0.9
+    nesterov: bool = False             # SGD with Nesterov momentum (SlowFast recipe)
     weight_decay: float = 0.05
     schedule: str = "cosine"           # cosine | step | constant
     lr_steps: tuple = ()               # epochs at which step schedule multiplies lr by 0.1
@@ -131,6 +133,10 @@ class Config:
             raise ConfigError(f"rho={self.rho!r}: expected a probability in [0, 1]")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout={self.dropout!r}: expected a number in [0, 1)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing={self.label_smoothing!r}: expected a number in [0, 1)")
+        if self.nesterov and self.optimizer != "sgd":
+            raise ConfigError(f"nesterov=true with optimizer={self.optimizer}: Nesterov momentum is an SGD option")
         if self.strategy == "st" and len(self.frames) != 1:
             raise ConfigError(
                 f"frames={list(self.frames)} with strategy=st: the single-frame-count baseline "

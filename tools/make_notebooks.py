@@ -25,6 +25,7 @@ frames = None                      # e.g. [4, 8, 16] or the string "[4,8,16]"; N
 seed = None                        # None: the params file's
 device = None                      # auto | cpu | cuda | cuda:N; None: the params file's
 epochs = None                      # main training runs; None: the params file's
+model = None                       # a name from ffn_core.models.list_models(), e.g. uniformer_xs; None: the params file's
 dataset = None                     # e.g. ssv2, with data_root set to the output folder of python -m ffn_core prepare
 data_root = None
 checkpoint = "best"                # evaluate best.pt (best epoch at the highest count, as the paper) or last.pt
@@ -34,10 +35,10 @@ SETUP = '''\
 %matplotlib inline
 import pandas as pd
 from IPython.display import Markdown, display
-from ffn_core.analysis import cascade, experiments as ex, inference, notebook as nb, plots, report, tables, paper_numbers
+from ffn_core.analysis import architectures as arc, cascade, experiments as ex, inference, notebook as nb, plots, report, tables, paper_numbers
 
 ctx = nb.setup(params_file, out_dir, frames=frames, seed=seed, device=device, epochs=epochs,
-               dataset=dataset, data_root=data_root)
+               dataset=dataset, data_root=data_root, model=model)
 which = ctx.choice_option("checkpoint", checkpoint, ("best", "last"))
 {extra}print(f"results in {{ctx.out_dir}}; frames {{ctx.cfg.frames}}, {{ctx.cfg.epochs}} epochs, model {{ctx.cfg.model}}")'''
 
@@ -176,15 +177,18 @@ docs/synthetic_benchmark.md). It is evaluated at the trained counts and
 at untrained ones (nearest trained sub-network, ties to the higher count), and compared with the ST
 results of `02_baseline_tfd` when they are in `out_dir`. Parameters and GMACs are reported beside.
 
-Writes `results/03_ffn.csv`, `03_costs.csv`, `03_comparison.csv` and `figures/03_ffn_vs_st.png`.
+Writes `results/03_ffn.csv`, `03_costs.csv`, `03_comparison.csv`, `03_table8.csv` (this model and every
+other architecture of `architectures`) and `figures/03_ffn_vs_st.png`.
 """),
         params_cell('eval_frames = None                 # inference counts; None: trained + every even count between\n'
                     'init_epochs = None                 # >0: also FFN started from ST-H (02) for this many epochs; None: suite option, else 0\n'
-                    'ffn_scratch = None                 # False: no FFN from scratch, the ST-H-started run is the FFN; None: suite option, else True\n'),
+                    'ffn_scratch = None                 # False: no FFN from scratch, the ST-H-started run is the FFN; None: suite option, else True\n'
+                    'architectures = None               # Table 8: recipes of other backbones, e.g. ["params/cpu_uniformer_xs.yaml"]; None: suite option, else none\n'),
         PARAM_NOTE,
         setup_cell(extra='init_ep = ctx.count_option("init_epochs", init_epochs, default=0)\n'
                          'scratch = ctx.bool_option("ffn_scratch", ffn_scratch, default=True)\n'
-                         'models = ex.main_ffn_exps(ctx, ctx.cfg.frames, scratch, init_ep)  # checks the two options together\n'),
+                         'models = ex.main_ffn_exps(ctx, ctx.cfg.frames, scratch, init_ep)  # checks the two options together\n'
+                         'arch_files = ctx.path_list_option("architectures", architectures)\n'),
         code(DATA),
         md("""
 ## Train (or reuse) FFN
@@ -219,6 +223,26 @@ plots.plot_grouped_bars(comp, ctx.figure("03_ffn_vs_st.png"), "FFN vs ST vs the 
         code('''
 paper = paper_numbers.paper_table("table1")
 report.side_by_side(comp, paper[paper["method"].isin(["H-trained", "ST", "FFN"])]).round(2)
+'''),
+        md("""
+## Other architectures (Table 8)
+
+Each recipe in `architectures` (a params file naming another backbone, e.g.
+`params/cpu_uniformer_xs.yaml`) trains on this chain's data and frame counts: one ST model per count
+and the FFN rows of this notebook (its own `ffn_scratch` / `init_epochs`), under `models/<model>/`.
+`results/03_table8.csv` holds H-trained / ST / FFN for this notebook's model and every other one;
+the report puts each beside the paper's Table 8 group of its family.
+"""),
+        code('''
+t8 = [arc.main_rows(comp, ctx.cfg.model)]
+for pf in arch_files:
+    actx = arc.architecture_context(ctx, pf)
+    st_a, ffn_a = arc.architecture_exps(actx, ctx.cfg.frames)
+    ex.train([*st_a, *ffn_a])  # ST first: an init_from FFN starts from its ST-H
+    t8.append(arc.architecture_rows(actx, st_a, ffn_a, which))
+t8 = pd.concat(t8, ignore_index=True)
+ex.save_table(t8, ctx.results("03_table8.csv"))
+tables.pivot(t8, index=("model", "method", "spec")).round(2)
 '''),
     ]
 

@@ -364,11 +364,15 @@ CHECKS: list[Callable[[Mapping], Claim]] = [
 def check_claims(results: Mapping[str, pd.DataFrame]) -> list[Claim]:
     """Run every check in :data:`CHECKS` on the results tables (keys as in ``report.load_results``);
     a check that returns ``None`` does not apply to this run and is left out."""
+    from .architectures import table8_claims
+
     out = []
-    for check in CHECKS:
+    for check in (*CHECKS, table8_claims):
         try:
             claim = check(results)
-            if claim is not None:
+            if isinstance(claim, list):
+                out.extend(claim)
+            elif claim is not None:
                 out.append(claim)
         except (KeyError, IndexError, ValueError) as e:  # malformed file: say so, don't hide the rest
             out.append(Claim(check.__name__, check.__name__, "", f"could not be checked ({type(e).__name__}: {e})",

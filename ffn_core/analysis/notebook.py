@@ -80,6 +80,7 @@ class NotebookContext:
     params_file: Path
     root: Path
     options: dict = field(default_factory=dict)
+    models_subdir: str = ""  # another architecture's runs live in models/<model>/ (architectures.py)
 
     # -- options: notebook parameter (not None) > params file 'suite:' section > default -------
     def option(self, key: str, value: Any = None, default: Any = None) -> Any:
@@ -136,6 +137,23 @@ class NotebookContext:
         except (TypeError, ValueError):
             raise ConfigError(f"{key}={v!r}: expected a list of numbers, e.g. [0.5, 2.0]") from None
 
+    def path_list_option(self, key: str, value: Any = None, default: Any = ()) -> list[str]:
+        """A list of file paths: ``["params/a.yaml"]``, the papermill string ``"[params/a.yaml]"`` or
+        ``"a.yaml,b.yaml"``; ``[]``/``""``/``"none"``: none. Each must exist (relative to the repo root)."""
+        v = self.option(key, value, default)
+        if isinstance(v, str):
+            text = v.strip()
+            v = [] if text.lower() in ("", "none", "[]") else (yaml.safe_load(text) if text.startswith("[")
+                                                                 else [p.strip() for p in text.split(",") if p.strip()])
+        if v is None:
+            v = []
+        if not isinstance(v, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in v):
+            raise ConfigError(f"{key}={v!r}: expected a list of file paths, e.g. [params/cpu_uniformer_xs.yaml]")
+        for p in v:
+            if not resolve(p, self.root).is_file():
+                raise ConfigError(f"{key}: file {resolve(p, self.root)} not found")
+        return [str(p) for p in v]
+
     def frame_sets_option(self, key: str, value: Any = None, default: Any = None) -> list[tuple]:
         v = self.option(key, value, default)
         if isinstance(v, str):
@@ -176,8 +194,9 @@ class NotebookContext:
         return self.out_dir / "figures" / name
 
     def model_dir(self, label: str) -> Path:
-        """``<out_dir>/models/<label>``: one training run (config.yaml, metrics.json, best.pt)."""
-        return self.out_dir / "models" / label
+        """``<out_dir>/models/[<models_subdir>/]<label>``: one training run (config.yaml, metrics.json, best.pt)."""
+        return self.out_dir / "models" / self.models_subdir / label if self.models_subdir else \
+            self.out_dir / "models" / label
 
 
 def _absolutize(cfg: Config, root: Path) -> Config:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["COLUMNS", "TABLES", "paper_table", "list_tables", "PAPER_GMACS", "FIG8_DELTA"]
+__all__ = ["COLUMNS", "TABLES", "paper_table", "list_tables", "PAPER_GMACS", "FIG8_DELTA", "TABLE8", "table8_name"]
 
 COLUMNS = ["table", "method", "spec", "params", "frames", "top1", "gmacs", "approx"]
 
@@ -153,6 +153,33 @@ def _table9() -> list[dict]:
     return r
 
 
+#: Table 8 / Fig. 6 (SSv1): ST vs FFN on four architectures, (H-trained, ST, FFN) at (L, M, H); the
+#: trained frame counts are those the model is fed (SlowFast: fast-pathway frames).
+TABLE8 = {
+    "TSM": ((4, 8, 16), (20.60, 37.36, 48.55), (39.71, 45.63, 48.55), (42.85, 48.20, 50.79)),
+    "TEA": ((4, 8, 16), (21.78, 41.49, 51.23), (41.36, 48.37, 51.23), (44.97, 51.61, 54.04)),
+    "SlowFast": ((16, 32, 64), (15.08, 35.08, 45.88), (39.91, 44.12, 45.88), (43.90, 47.11, 47.27)),
+    "Uniformer": ((4, 8, 16), (22.38, 47.98, 56.71), (44.33, 51.49, 56.71), (51.41, 56.64, 58.88)),
+}
+
+
+def table8_name(family: str) -> str:
+    """The :func:`paper_table` name of one architecture's Table 8 rows (``"table8_uniformer"``)."""
+    if family not in TABLE8:
+        raise KeyError(f"Table 8 has no architecture {family!r}; it has {', '.join(TABLE8)}")
+    return f"table8_{family.lower()}"
+
+
+def _table8() -> list[dict]:
+    r = []
+    for family, (frames, h, st, ffn) in TABLE8.items():
+        t = table8_name(family)
+        r += _rows(t, "H-trained", f"{frames[-1]}F", "", _lmh(h, frames))
+        r += _rows(t, "ST", "", "", _lmh(st, frames))
+        r += _rows(t, "FFN", "/".join(map(str, frames)), "", _lmh(ffn, frames))
+    return r
+
+
 _BUILDERS = {"table1": _table1, "table2": _table2, "table3": _table3, "table4": _table4,
              "table6": _table6, "table7": _table7, "fig2": _fig2, "fig8": _fig8}
 
@@ -169,6 +196,7 @@ TABLES = {
     "table9_ssv2": "Table 9: Something-Something V2 (TSM-R50)",
     "table9_k400": "Table 9: Kinetics-400 (TSM-R50)",
     "table9_hmdb51": "Table 9: HMDB51 (TSM-R50)",
+    **{table8_name(f): f"Table 8: {f}-ST vs {f}-FFN (SSv1)" for f in TABLE8},
 }
 
 
@@ -176,7 +204,7 @@ def _all_rows() -> list[dict]:
     rows = []
     for build in _BUILDERS.values():
         rows += build()
-    return rows + _table9()
+    return rows + _table9() + _table8()
 
 
 def list_tables() -> list[str]:

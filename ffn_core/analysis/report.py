@@ -27,7 +27,7 @@ __all__ = ["RESULT_FILES", "load_results", "side_by_side", "build_report", "with
 #: results key -> file under <out_dir>/results (written by the notebook named in the prefix)
 RESULT_FILES = {
     "cross_eval": "02_cross_eval.csv", "bn_stats": "02_bn_stats.csv", "st_costs": "02_costs.csv",
-    "ffn": "03_ffn.csv", "ffn_costs": "03_costs.csv", "comparison": "03_comparison.csv",
+    "ffn": "03_ffn.csv", "ffn_costs": "03_costs.csv", "comparison": "03_comparison.csv", "table8": "03_table8.csv",
     "ablations": "04_ablations.csv", "baselines": "05_baselines.csv",
     "any_frame": "06_any_frame.csv", "cascade": "06_cascade.csv", "cascade_points": "06_cascade_points.csv",
     "cascade_selection": "06_cascade_selection.csv",
@@ -191,6 +191,7 @@ def build_report(out_dir: str | Path, title: str | None = None) -> Path:
     parts.append(_section(f"FFN vs ST (Table 8 / {'Table 9' if t8 != 'table1' else 'Table 1'} style)",
                           r["comparison"], paper_main, "Trained and untrained counts from one FFN checkpoint.",
                           figures=figs("03_ffn_vs_st.png")))
+    parts.append(_table8_section(r["table8"]))
     parts.append(_section("Baselines (Table 1)", r["baselines"], _paper("table1"),
                           "BN recalibration (ST-H with BN statistics re-estimated at the inference count) is "
                           "our addition.", figures=figs("05_baselines.png")))
@@ -217,6 +218,39 @@ def build_report(out_dir: str | Path, title: str | None = None) -> Path:
     path = out_dir / "report.md"
     path.write_text("\n".join(parts))
     return path
+
+
+def _table8_section(t8: pd.DataFrame) -> str:
+    """One table per architecture of ``03_table8.csv`` beside the paper's Table 8 group of its family."""
+    from .architectures import table8_claims
+
+    text = ["## FFN vs ST across architectures (Table 8)\n",
+            "H-trained = the ST model trained at the most frames, evaluated at every trained count; ST = one "
+            "model per count; FFN = one model for all counts. Every architecture trains on this chain's data, "
+            "frame counts and its own recipe (03's `architectures` option); the paper's numbers are its SSv1 "
+            "results for the same family (SlowFast counts fast-pathway frames).\n"]
+    if t8 is None or t8.empty:
+        return "\n".join(text + ["_(not run: 03 wrote no 03_table8.csv)_\n"])
+    for model, group in t8.groupby("model", sort=False):
+        family = str(group["family"].iloc[0])
+        main = bool(group["main"].astype(bool).iloc[0]) if "main" in group else False
+        text.append(f"### {family}: `{model}`" + (" (the chain's model)" if main else "") + "\n")
+        name = paper_numbers.table8_name(family) if family in paper_numbers.TABLE8 else None
+        paper = _paper(name) if name else pd.DataFrame()
+        ours = group.drop(columns=["model", "family", "role", "main"], errors="ignore")
+        table = side_by_side(ours, paper, frames=sorted(set(int(t) for t in group["frames"])), paper_rows=False)
+        gm = _gmacs_column(ours, None)
+        if not gm.empty:
+            table = table.merge(gm, on=["method", "spec"], how="left")
+        text.append(markdown_table(table, index=False))
+        if name and paper_numbers.TABLE8[family][0] != tuple(sorted(set(int(t) for t in group["frames"]))):
+            text.append(f"(The paper's {family} columns are {'/'.join(map(str, paper_numbers.TABLE8[family][0]))} "
+                        "frames: not comparable column by column.)\n")
+    claims = table8_claims({"table8": t8})
+    if claims:
+        text.append("Claims for the other architectures (also in the Claims section):\n")
+        text.append("".join(f"- {c.claim}: {c.verdict} — ours: {c.ours}\n" for c in claims))
+    return "\n".join(text)
 
 
 def with_st_spec(cross: pd.DataFrame) -> pd.DataFrame:

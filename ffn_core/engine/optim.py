@@ -71,12 +71,14 @@ def param_groups(model: nn.Module, weight_decay: float, fc_lr_mult: bool = True)
 
 
 def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
-    """SGD (momentum ``cfg.momentum``, not Nesterov, as the TSM scripts) or AdamW (betas 0.9/0.999)."""
+    """SGD (momentum ``cfg.momentum``; Nesterov with ``cfg.nesterov``, the SlowFast recipe - the TSM
+    scripts use plain momentum) or AdamW (betas 0.9/0.999)."""
     groups = param_groups(model, cfg.weight_decay, cfg.fc_lr_mult)
     for g in groups:
         g["lr"] = cfg.lr * g["lr_mult"]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=bool(getattr(cfg, "nesterov", False)))
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
 
 

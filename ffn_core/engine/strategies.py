@@ -33,6 +33,7 @@ of the MFAL loss is computed first, which is what ``stream_backward`` needs.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -46,9 +47,9 @@ __all__ = ["Strategy", "build_strategy", "StreamInput"]
 StreamInput = tuple  # (stream: int | None, clip (B, T, 3, H, W)); stream None = route by T
 
 
-def _ce_loss(logits: dict, target: torch.Tensor):
+def _ce_loss(logits: dict, target: torch.Tensor, label_smoothing: float = 0.0):
     (z,) = logits.values()
-    loss = F.cross_entropy(z, target)
+    loss = F.cross_entropy(z.float(), target, label_smoothing=label_smoothing)
     return loss, {"ce": loss.detach()}
 
 
@@ -97,7 +98,7 @@ class Strategy:
         return _init_from(self.cfg, model)
 
     def loss_fn(self) -> Callable:
-        return _ce_loss
+        return partial(_ce_loss, label_smoothing=self.cfg.label_smoothing)
 
     # -- one iteration ----------------------------------------------------------------------------
     def inputs(self, clips: Sequence[torch.Tensor], gen: torch.Generator) -> list:
@@ -116,7 +117,7 @@ class FFNStrategy(Strategy):
     def loss_fn(self) -> Callable:
         from ffn_core.losses import MFALoss
 
-        return MFALoss(lambda_kl=self.cfg.lambda_kl, mode=self.cfg.loss)
+        return MFALoss(lambda_kl=self.cfg.lambda_kl, mode=self.cfg.loss, label_smoothing=self.cfg.label_smoothing)
 
     def inputs(self, clips, gen):
         return [(t, x) for t, x in sorted(zip(self.cfg.frames, clips), key=lambda p: -p[0])]
