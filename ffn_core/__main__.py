@@ -1,4 +1,4 @@
-"""Command line: ``python -m ffn_core {synth,prepare,train,eval,suite} ...``.
+"""Command line: ``python -m ffn_core {synth,prepare,train,eval,suite,models} ...``.
 
 Each sub-command lives in its own module and is imported lazily, so ``--help`` stays fast.
 """
@@ -12,6 +12,7 @@ COMMANDS = {
     "train": ("ffn_core.engine.cli", "train a model (ST, FFN, baselines) from params + key=value"),
     "eval": ("ffn_core.engine.cli", "cross-evaluate checkpoints at any frame counts"),
     "suite": ("ffn_core.suite", "run the notebook chain with papermill"),
+    "models": ("ffn_core.models.accounting", "list the registered models: parameters and GMACs per clip"),
 }
 
 

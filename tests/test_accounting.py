@@ -1,4 +1,4 @@
-"""Parameter / GMAC accounting against paper Table 1 and ffn_method 1.4 (meta device: no arithmetic)."""
+"""Parameter / GMAC accounting against paper Table 1 (meta device: no arithmetic)."""
 import pytest
 import torch
 
@@ -7,6 +7,7 @@ from ffn_core.models import (
     count_parameters,
     create_model,
     gmacs_per_clip,
+    list_models,
     separate_models_parameters,
 )
 
@@ -103,3 +104,18 @@ def test_bad_arguments():
     model = _meta("tsm_tiny", num_classes=5, frames=(4,))
     with pytest.raises(ValueError, match="positive ints"):
         gmacs_per_clip(model, 0)
+
+
+def test_models_command_prints_every_matching_model(capsys):
+    from ffn_core.__main__ import main
+    from ffn_core.models.accounting import model_table
+
+    assert main(["models", "tiny", "--size", "16", "--classes", "5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| model | family |") and len(out) == 2 + len(list_models("tiny"))
+    rows = {r["model"]: r for r in model_table(["slowfast_tiny", "tsm_tiny"], num_classes=5, size=16)}
+    assert rows["slowfast_tiny"]["frames"] == [16, 32, 64] and rows["tsm_tiny"]["frames"] == [4, 8, 16]
+    for r in rows.values():  # ST at the highest count; the FFN adds < 1 % GMACs and a few parameters
+        assert r["params_st"] < r["params_ffn"] and 0 <= r["ffn_overhead_pct"] < 1
+        assert r["gmacs_st"][r["frames"][-1]] == pytest.approx(4 * r["gmacs_st"][r["frames"][0]], rel=0.02)
+    assert main(["models", "no_such_model"]) == 2

@@ -1,4 +1,4 @@
-"""Temporal shift: definition, per-batch T, clip isolation, memory formats (ffn_method 2.1, issue #3)."""
+"""Temporal shift: definition, per-batch T, clip isolation, memory formats (TSM; issue #3 of the official repo)."""
 import pytest
 import torch
 

@@ -4,7 +4,7 @@ Every table is a long-format :class:`pandas.DataFrame` with the columns of :data
 (one row per method x evaluated frame count), the same shape our results files use, so the
 report can put the two side by side (``ffn_core.analysis.report``).
 
-Source: /work/shared/reference/ffn_method.md section 4 (transcribed from the paper; values that
+Source: the paper's tables and figures (arXiv:2303.14817v1, main text and supplement; values that
 the paper only shows in a plot carry ``approx=True``). All accuracies are top-1 % on
 Something-Something V1 with TSM-ResNet-50 unless the table says otherwise; GFLOPs are the
 paper's per-video "GFLOPs", which are multiply-accumulates (GMACs).

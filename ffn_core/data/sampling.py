@@ -1,6 +1,6 @@
 """TSN segment sampling of frame indices, one independent index set per frame count.
 
-Paper §3.1 (and the reference notes, §3.1 of ``ffn_method.md``): a video ``v`` is sampled at
+Paper Sec. 3.1 / 4.1 (TSN segment sampling, as in the official data loaders): a video ``v`` is sampled at
 several frame counts ``L < M < H``; each sequence is drawn **independently** with TSN segment
 sampling (the sets are not nested). All frames of all sets are then decoded once: see
 :func:`union_indices`.

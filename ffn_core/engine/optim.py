@@ -1,4 +1,4 @@
-"""Optimiser, parameter groups and learning-rate schedules (paper recipes, ffn_method §3.3).
+"""Optimiser, parameter groups and learning-rate schedules (the paper's recipes: Supp. A and the released scripts).
 
 Parameter groups (the TSM recipe of ``2D_Network/ops/models_FFN.py::get_optim_policies``):
 

@@ -7,7 +7,7 @@ Summed backward (default; the original code): forward all streams, ``loss = CE_H
 at once, its logits are kept *detached* as the teacher, then each lower stream is forwarded and its
 loss (KL to the detached teacher, or its CE for ``ce_all``) back-propagated before the next stream
 runs. The gradients are the same as the summed backward's - the teacher is detached in the MFAL loss
-anyway (Eq. 5 with stop-gradient, ffn_method §1.3), so no term couples two graphs - but only one
+anyway (Eq. 4-5: the teacher is detached in all three official code bases), so no term couples two graphs - but only one
 stream's graph is alive at a time: peak activation memory is that of the largest stream. Under DDP,
 every backward but the last runs inside ``no_sync()``, so gradients are all-reduced once per step.
 The per-stream losses are computed by the same loss function on ``{H: teacher.detach(), s: z_s}``,

@@ -12,7 +12,7 @@ strategy       model streams               clips loaded         per iteration
                streams (e.g. ``(16,)``)                         ``finetune_from`` (trained at another T)
 =============  ==========================  ===================  ========================================
 
-Paper §5.1 / Table 1 (ffn_method §3.4) describes the baselines in one sentence each and released no
+Paper Sec. 5.1 / Table 1 describes the baselines in one sentence each and released no
 code; what we implement exactly:
 
 * **Mixed Sampling (rho)**: per iteration, with probability rho (one draw per iteration, shared by the

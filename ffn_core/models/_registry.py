@@ -64,6 +64,8 @@ class ModelCfg:
         model_kwargs: the backbone-specific keyword arguments and their defaults.
         family: the paper's architecture this variant belongs to (``"TSM"``, ``"TEA"``, ``"SlowFast"``,
             ``"Uniformer"``): which row group of Table 8 it is compared with.
+        paper_frames: the frame counts the paper trains the family on (SlowFast: fast-pathway 16/32/64);
+            what ``python -m ffn_core models`` accounts at.
         description: one line for ``list_models`` tables and docs.
     """
 
@@ -79,6 +81,7 @@ class ModelCfg:
     pretrained_keys: Optional[Callable[[Mapping], Dict]] = None
     model_kwargs: Mapping[str, object] = field(default_factory=dict)
     family: str = ""
+    paper_frames: Tuple[int, ...] = (4, 8, 16)
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -9,7 +9,7 @@
   even ResNet-101 at 16 frames x 224 px costs no arithmetic. Batch 1, eval mode (restored after).
 * ``count_parameters`` counts parameters (running statistics are buffers and are not counted); for
   FFN on ResNet-50 with 3 streams the overhead over TSM is 2 x 2 x 26,560 private BN affine
-  parameters + 3 x 13,120 WA weights = 145,600 (ffn_method 1.4).
+  parameters + 3 x 13,120 WA weights = 145,600 (paper Table 1: 25.6M -> 25.7M).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-__all__ = ["count_parameters", "separate_models_parameters", "gmacs_per_clip", "accounting_table"]
+__all__ = ["count_parameters", "separate_models_parameters", "gmacs_per_clip", "accounting_table", "model_table"]
 
 
 def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
@@ -100,3 +100,51 @@ def accounting_table(model: nn.Module, frames: Optional[Sequence[int]] = None, s
         rows.append({"frames": int(t), "stream": stream, "size": size, "params": params,
                      "params_M": params / 1e6, "gmacs": g, "gflops": 2 * g})
     return rows
+
+
+def model_table(names: Sequence[str], num_classes: int = 174, size: Optional[int] = None) -> List[Dict]:
+    """One row per registered model: its cfg facts, parameters of one single-frame-count (ST) model
+    and of the FFN on ``cfg.paper_frames``, and GMACs per clip of both at each of those counts
+    (at ``size`` px, default the variant's ``input_size``), counted on the meta device."""
+    from ._registry import create_model, get_model_cfg
+
+    rows = []
+    for name in names:
+        cfg = get_model_cfg(name)
+        frames, px = tuple(cfg.paper_frames), int(size or cfg.input_size)
+        with torch.device("meta"):
+            ffn = create_model(name, num_classes=num_classes, frames=frames)
+            st = create_model(name, num_classes=num_classes, frames=(frames[-1],))
+        st_g = {t: gmacs_per_clip(st, t, px) for t in frames}
+        ffn_g = {t: gmacs_per_clip(ffn, t, px) for t in frames}
+        rows.append({"model": name, "family": cfg.family, "layout": cfg.layout, "size": px, "frames": list(frames),
+                     "params_st": count_parameters(st), "params_ffn": count_parameters(ffn),
+                     "gmacs_st": st_g, "gmacs_ffn": ffn_g,
+                     "ffn_overhead_pct": max(100 * (ffn_g[t] / st_g[t] - 1) for t in frames)})
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m ffn_core models [FILTER] [--size PX] [--classes N]``: a markdown table of every
+    registered model (GMACs = multiply-adds per clip, what papers print as GFLOPs)."""
+    import argparse
+
+    from ._registry import list_models
+
+    ap = argparse.ArgumentParser(prog="python -m ffn_core models", description=main.__doc__.splitlines()[0])
+    ap.add_argument("filter", nargs="?", default="", help="glob or substring of model names (list_models)")
+    ap.add_argument("--size", type=int, default=None, help="input size in px (default: each model's input_size)")
+    ap.add_argument("--classes", type=int, default=174, help="classifier outputs (default 174, SSv1)")
+    a = ap.parse_args(argv)
+    names = list_models(a.filter)
+    if not names:
+        print(f"error: no registered model matches {a.filter!r}")
+        return 2
+    print("| model | family | layout | px | frames | params ST / FFN (M) | GMACs ST | GMACs FFN | FFN overhead |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in model_table(names, a.classes, a.size):
+        fr = "/".join(map(str, r["frames"]))
+        g = lambda d: " / ".join(f"{v:.4g}" for v in d.values())  # noqa: E731
+        print(f"| {r['model']} | {r['family']} | {r['layout']} | {r['size']} | {fr} | {r['params_st'] / 1e6:.2f} / "
+              f"{r['params_ffn'] / 1e6:.2f} | {g(r['gmacs_st'])} | {g(r['gmacs_ffn'])} | +{r['ffn_overhead_pct']:.2f} % |")
+    return 0

@@ -347,7 +347,8 @@ def build_slowfast(arch: str, *, num_classes: int, frames=(16, 32, 64), dropout:
 def _register(arch: str, doc: str, **cfg_kw):
     name = f"slowfast_{arch}"
     cfg = ModelCfg(layout="clip", mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), classifier="head.projection",
-                   stats_stage="s5.pathway0", family="SlowFast", pretrained_keys=caffe2_keys,
+                   stats_stage="s5.pathway0", family="SlowFast", paper_frames=(16, 32, 64),
+                   pretrained_keys=caffe2_keys,
                    model_kwargs={"alpha": 4, **({"width": 1.0} if arch == "tiny" else {})}, **cfg_kw)
     return register_variant(name, partial(build_slowfast, arch), cfg, doc)
 

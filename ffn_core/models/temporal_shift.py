@@ -1,7 +1,7 @@
 """Temporal Shift Module (TSM, Lin et al. 2019) as used on every residual branch of TSM-FFN.
 
 Frame features arrive flattened as (N*T, C, H, W). They are viewed as (N, T, C, H, W); with
-``fold = C // fold_div`` (fold_div = 8, ffn_method Sec. 2.1):
+``fold = C // fold_div`` (fold_div = 8, as in TSM and the official TSM-FFN backbone):
 
 * channels ``[0, fold)`` take the value of frame t+1 (zero at the last frame),
 * channels ``[fold, 2*fold)`` take frame t-1 (zero at the first frame),

@@ -90,7 +90,7 @@ class DropPath(nn.Module):
 class _DepthwiseConv3dFn(torch.autograd.Function):
     """Depth-wise stride-1 "same" Conv3d with a CPU-friendly backward (same math as autograd's).
 
-    oneDNN's depth-wise 3D backward is ~25x slower than its forward on CPU; the input gradient of a
+    oneDNN's depth-wise 3D backward is many times slower than its forward on CPU; the input gradient of a
     stride-1 same-padded depth-wise conv is the forward conv of the gradient with the flipped kernel
     (fast), the weight gradient stays oneDNN's, the bias gradient is a sum."""
 
@@ -118,7 +118,8 @@ class _DepthwiseConv3dFn(torch.autograd.Function):
 
 class DepthwiseConv3d(nn.Conv3d):
     """``nn.Conv3d(dim, dim, k, padding=k // 2, groups=dim)`` (same keys); on CPU with autograd its
-    backward is :class:`_DepthwiseConv3dFn` (dw-conv backward ~2.5x, ``uniformer_xs`` steps ~1.3x faster),
+    backward is :class:`_DepthwiseConv3dFn` (forward + backward of a 32-channel 5x5x5 MHRA layer on
+    (32, 32, 8, 16, 16) input: 2.1x faster on one thread, measured),
     elsewhere (CUDA, meta, no grad, CPU autocast) the plain conv."""
 
     def __init__(self, dim: int, kernel_size: int):

@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # 1-indexed, the SSv1 release's own naming, used for every dataset. Deliberate difference: the
-# original lists use {:06d}.jpg (SSv2) and image_{:05d}.jpg (K400, HMDB51) (ffn_method.md 3.2);
+# original lists use {:06d}.jpg (SSv2) and image_{:05d}.jpg (K400, HMDB51) (the official data lists);
 # dataset.json records the template, so the loader needs no per-dataset convention.
 FRAME_TEMPLATE = "{:05d}.jpg"
 FRAME_START = 1

@@ -7,8 +7,8 @@ Official layout under ``--root``::
     something-something-v1-validation.csv    <id>;<class name>
     20bn-something-something-v1/<id>/00001.jpg ...
 
-Labels are the 0-based line index in the labels CSV, as in TSM's ``category.txt`` (ffn_method.md
-3.2). The test CSV has no labels and is not listed. Frames are already extracted, so
+Labels are the 0-based line index in the labels CSV, as in TSM's ``category.txt`` (the official
+lists). The test CSV has no labels and is not listed. Frames are already extracted, so
 ``--extract-frames`` does nothing here; the lists point at ``frames/<id>`` (a link to the release).
 """
 from __future__ import annotations
