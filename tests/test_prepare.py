@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -65,6 +66,22 @@ def test_lists_are_exact(prepared, ds):
         assert (out / f"{name}.txt").is_file()
     for path in _read(out / "train.txt"):  # every listed path resolves from the data root
         assert (out / path).exists(), path
+
+
+@pytest.mark.parametrize("ds", DATASETS)
+def test_every_left_out_line_names_its_video(prepared, ds):
+    """A line left out for its label names the video it would have listed (json and markdown)."""
+    fx, out = prepared(ds)
+    report = json.loads((out / "prepare_report.json").read_text())
+    md = (out / "prepare_report.md").read_text()
+    items = report["problems"]["unknown_labels"]
+    assert len(items) == len(fx.problems.get("unknown_labels", ()))
+    for item in items:
+        line = next(ln for ln in md.splitlines() if f"`{item['where']}`" in ln)
+        assert item["video"] and item["video"] in line and "left out" in line, (item, line)
+        text = Path(item["where"].rsplit(":", 1)[0]).read_text().splitlines()[int(item["where"].rsplit(":", 1)[1]) - 1]
+        vid = re.sub(r"_\d{6}_\d{6}$", "", PurePosixPath(item["video"]).name.split(".")[0])  # K400: <ytid>_<t0>_<t1>
+        assert vid in text  # the id really is on that line
 
 
 @pytest.mark.parametrize("ds", DATASETS)

@@ -56,16 +56,21 @@ class Annotations:
 class Problems:
     """Everything that is wrong with the release, each item naming where it was found."""
 
-    malformed: list = field(default_factory=list)       # {split, where, text, reason}
-    unknown_labels: list = field(default_factory=list)  # {split, where, label, reason}
+    malformed: list = field(default_factory=list)       # {split, where, text, reason, video}
+    unknown_labels: list = field(default_factory=list)  # {split, where, video, label, reason}
     duplicates: list = field(default_factory=list)      # {split, where, key, first}
     notes: list = field(default_factory=list)           # free text about the release
 
-    def malformed_line(self, split: str, where_: str, text: str, reason: str) -> None:
-        self.malformed.append({"split": split, "where": where_, "text": _clip(text), "reason": reason})
+    def malformed_line(self, split: str, where_: str, text: str, reason: str, video: str = "") -> None:
+        """A line that cannot be parsed; ``video``: its video id when one can still be read off it."""
+        self.malformed.append({"split": split, "where": where_, "text": _clip(text), "reason": reason,
+                               "video": _clip(video)})
 
-    def unknown_label(self, split: str, where_: str, label: str, reason: str = "not in the class list") -> None:
-        self.unknown_labels.append({"split": split, "where": where_, "label": _clip(label), "reason": reason})
+    def unknown_label(self, split: str, where_: str, video: str, label: str,
+                      reason: str = "not in the class list") -> None:
+        """A well-formed line left out because of its label; ``video`` is the id it would have listed."""
+        self.unknown_labels.append({"split": split, "where": where_, "video": _clip(video), "label": _clip(label),
+                                    "reason": reason})
 
     def duplicate(self, split: str, where_: str, key: str, first: str) -> None:
         self.duplicates.append({"split": split, "where": where_, "key": key, "first": first})

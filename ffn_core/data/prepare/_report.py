@@ -93,9 +93,10 @@ def write_reports(out: Path, report: dict) -> None:
 def _line(kind: str, item: dict) -> str:
     if kind == "malformed":
         shown = f" -- `{item['text']}`" if item["text"] else ""
-        return f"`{item['where']}` ({item['split']}): {item['reason']}{shown}"
+        video = f" (video `{item['video']}`)" if item.get("video") else ""
+        return f"`{item['where']}` ({item['split']}): {item['reason']}{video}{shown}"
     if kind == "unknown_labels":
-        return f"`{item['where']}` ({item['split']}): label `{item['label']}` {item['reason']}"
+        return f"`{item['where']}` ({item['split']}): video `{item['video']}` left out: label `{item['label']}` {item['reason']}"
     if kind == "duplicates":
         return f"`{item['where']}` ({item['split']}): `{item['key']}` already at `{item['first']}`"
     if kind == "missing":

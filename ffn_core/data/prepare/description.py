@@ -24,11 +24,13 @@ _KEYS = ("dataset", "kind", "template", "start_index", "num_classes")
 def read_description(data_root: str | os.PathLike) -> dict | None:
     """The parsed ``<data_root>/dataset.json``, ``None`` when there is none; a malformed file is a
     ``ValueError`` naming it and the bad key."""
+    from ffn_core.data.datasets import DataError as ValueError  # noqa: A001 - a ValueError the CLI reports in one line
+
     path = Path(data_root) / DESCRIPTION_FILE
     if not path.is_file():
         return None
     try:
-        desc = json.loads(path.read_text())
+        desc = json.loads(path.read_text())  # JSON: plain data only, nothing in it can run
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(desc, dict) or any(k not in desc for k in _KEYS):

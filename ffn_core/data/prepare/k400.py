@@ -66,10 +66,11 @@ def read_split_csv(path: Path, split: str, problems: Problems) -> list:
             try:
                 start, end = _seconds(row[col["time_start"]]), _seconds(row[col["time_end"]])
             except ValueError:
-                problems.malformed_line(split, w, text, "time_start/time_end must be whole seconds >= 0")
+                problems.malformed_line(split, w, text, "time_start/time_end must be whole seconds >= 0", video=yid)
                 continue
             if not label or not yid or end < start:
-                problems.malformed_line(split, w, text, "empty label or youtube_id, or time_end < time_start")
+                problems.malformed_line(split, w, text, "empty label or youtube_id, or time_end < time_start",
+                                        video=yid)
                 continue
             rows.append((no, label, clip_name(yid, start, end), yid))
     return rows
@@ -94,7 +95,7 @@ def collect(root: Path, problems: Problems) -> Annotations:
         for no, label, stem, yid in split_rows:
             w = where(paths[split], no)
             if label not in index:
-                problems.unknown_label(split, w, label, f"not among the {len(classes)} train classes")
+                problems.unknown_label(split, w, stem, label, f"not among the {len(classes)} train classes")
                 continue
             media = videos.find_stem(stem, prefer_dir=split) or videos.find_stem(yid, prefer_dir=split)
             add_entry(entries, seen, problems,

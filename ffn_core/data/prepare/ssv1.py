@@ -58,10 +58,10 @@ def collect(root: Path, problems: Problems) -> Annotations:
             vid, sep, label = text.partition(";")
             vid, label = vid.strip(), label.strip()
             if not sep or not vid or not label or ";" in label or any(c.isspace() for c in vid):
-                problems.malformed_line(split, w, text, "expected '<id>;<class name>'")
+                problems.malformed_line(split, w, text, "expected '<id>;<class name>'", video=vid)
                 continue
             if label not in index:
-                problems.unknown_label(split, w, label, f"not in {LABELS}")
+                problems.unknown_label(split, w, vid, label, f"not in {LABELS}")
                 continue
             media = vid if vid in folders else None
             add_entry(entries, seen, problems,

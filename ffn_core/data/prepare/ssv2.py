@@ -128,11 +128,12 @@ def collect(root: Path, problems: Problems) -> Annotations:
             if isinstance(vid, int) and not isinstance(vid, bool):
                 vid = str(vid)
             if not isinstance(vid, str) or not vid.strip() or not isinstance(template, str):
-                problems.malformed_line(split, w, shown, "expected string fields 'id' and 'template'")
+                problems.malformed_line(split, w, shown, "expected string fields 'id' and 'template'",
+                                        video=vid if isinstance(vid, str) else "")
                 continue
             vid, label = vid.strip(), template_to_class(template)
             if label not in index:
-                problems.unknown_label(split, w, label, f"(from template {template!r}) not in {LABELS}")
+                problems.unknown_label(split, w, vid, label, f"(from template {template!r}) not in {LABELS}")
                 continue
             media = videos.find(f"{vid}.webm") or videos.find_stem(vid)
             add_entry(entries, seen, problems,

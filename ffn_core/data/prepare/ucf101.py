@@ -80,20 +80,20 @@ def collect(root: Path, problems: Problems) -> Annotations:
                 rel = parts[0].replace("\\", "/") if parts else ""
                 if len(parts) != want or rel.count("/") != 1 or (has_index and not parts[1].isdigit()):
                     form = "'<Class>/<video>.avi <index>'" if has_index else "'<Class>/<video>.avi'"
-                    problems.malformed_line(split, w, text, f"expected {form}")
+                    problems.malformed_line(split, w, text, f"expected {form}", video=rel)
                     continue
                 folder = rel.split("/")[0]
                 label = index.get(folder, folded.get(folder.casefold()))
                 if label is None:
-                    problems.unknown_label(split, w, folder, f"class folder not in {ind_path.name}")
+                    problems.unknown_label(split, w, rel, folder, f"class folder not in {ind_path.name}")
                     continue
                 if has_index:
                     given = int(parts[1]) - 1
                     if not 0 <= given < len(classes):
-                        problems.unknown_label(split, w, parts[1], f"index outside 1..{len(classes)}")
+                        problems.unknown_label(split, w, rel, parts[1], f"index outside 1..{len(classes)}")
                         continue
                     if given != label:
-                        problems.unknown_label(split, w, parts[1], f"index names {classes[given]!r} but the "
+                        problems.unknown_label(split, w, rel, parts[1], f"index names {classes[given]!r} but the "
                                                                   f"video is in folder {folder!r}")
                         continue
                 media = videos.find(rel)
