@@ -9,7 +9,7 @@ dataset on which Temporal Frequency Deviation (FFN paper, Sec. 3 / Fig. 1) shows
 
 The output is real files, so the real readers and list parsing are exercised::
 
-    out_dir/videos/{train,val,calib}/000001.mp4  H.264 (libx264 veryfast, yuv444p, CRF 12, no B-frames)
+    out_dir/videos/{train,val,calib}/000001.mp4  H.264 (libx264 veryfast, C code paths, yuv444p, CRF 12, no B-frames)
     out_dir/frames/{train,val,calib}/000001/00001.jpg  optional JPEG folders (1-indexed), from the decoded mp4
     out_dir/train.txt, val.txt                 TSN lists: ``videos/train/000001.mp4 48 3``
     out_dir/calib.txt                          held-out clips (tiers with ``num_calib``): never trained
@@ -47,7 +47,9 @@ from ffn_core.data.synthetic_classes import CLASSES, ClassDef, Scene, class_name
 __all__ = ["CLASSES", "ClassDef", "class_names", "TierSpec", "TIERS", "VERSION", "render_video",
            "render_scene", "generate", "ensure_synthetic", "main"]
 
-VERSION = 1            # bump when the generator's output changes: ensure_synthetic then regenerates
+VERSION = 2            # bump when the generator's output changes: ensure_synthetic then regenerates
+# 2: pixels rendered in float64 and x264 run on its C code paths (version 1 was not byte-identical
+#    between regenerations: 9-16 of 4,000 cpu-tier clips; the encoder was the culprit, see write_mp4)
 JITTER = 0.02          # camera shake, +- fraction of the frame per frame (prototype: +-0.6 px at 32 px)
 NOISE_SIGMA = 6 / 255  # per-pixel Gaussian noise
 SPLITS = {"train": 0, "val": 1, "calib": 2}  # codes seed the per-sample RNG: never renumber
@@ -97,16 +99,16 @@ def _sdf(shape: str, u: np.ndarray, v: np.ndarray, r: np.ndarray) -> np.ndarray:
 def _background(rng: np.random.Generator, T: int, size: int, ox: np.ndarray, oy: np.ndarray) -> np.ndarray:
     """Three random sinusoidal gratings between two muted colours, translating with ``(ox, oy)``."""
     h = rng.random()
-    c1 = np.array(colorsys.hsv_to_rgb(h, rng.uniform(0, 0.5), rng.uniform(0.3, 0.7)), np.float32)
-    c2 = np.array(colorsys.hsv_to_rgb((h + rng.uniform(0.1, 0.5)) % 1, rng.uniform(0, 0.5), rng.uniform(0.3, 0.7)), np.float32)
-    px = np.arange(size, dtype=np.float32) + 0.5
+    c1 = np.array(colorsys.hsv_to_rgb(h, rng.uniform(0, 0.5), rng.uniform(0.3, 0.7)), np.float64)
+    c2 = np.array(colorsys.hsv_to_rgb((h + rng.uniform(0.1, 0.5)) % 1, rng.uniform(0, 0.5), rng.uniform(0.3, 0.7)), np.float64)
+    px = np.arange(size, dtype=np.float64) + 0.5
     xs, ys = px[None, :] - ox[:, None], px[None, :] - oy[:, None]  # (T, W), (T, H)
-    tex, total = np.zeros((T, size, size), np.float32), 0.0
+    tex, total = np.zeros((T, size, size), np.float64), 0.0
     for _ in range(3):  # sin(a + b) = sin a cos b + cos a sin b: separable, no (T, H, W) sine
         freq, theta, amp, phase = rng.uniform(1.5, 5), rng.uniform(0, np.pi), rng.uniform(0.5, 1), rng.uniform(0, 2 * np.pi)
         k = 2 * np.pi * freq / size
-        a = (k * np.cos(theta) * xs + phase).astype(np.float32)
-        b = (k * np.sin(theta) * ys).astype(np.float32)
+        a = k * np.cos(theta) * xs + phase
+        b = k * np.sin(theta) * ys
         tex += amp * (np.sin(a)[:, None, :] * np.cos(b)[:, :, None] + np.cos(a)[:, None, :] * np.sin(b)[:, :, None])
         total += amp
     m = (0.5 + 0.5 * tex / total)[..., None]
@@ -115,17 +117,17 @@ def _background(rng: np.random.Generator, T: int, size: int, ox: np.ndarray, oy:
 
 def _draw(img: np.ndarray, obj, size: int, jx: np.ndarray, jy: np.ndarray) -> None:
     """Composite one anti-aliased two-tone object onto ``img`` (T, H, W, 3) in place."""
-    px = np.arange(size, dtype=np.float32) + 0.5
-    u = px[None, None, :] - (obj.x * size + jx).astype(np.float32)[:, None, None]
-    v = px[None, :, None] - (obj.y * size + jy).astype(np.float32)[:, None, None]
-    c = np.cos(obj.angle).astype(np.float32)[:, None, None]
-    s = np.sin(obj.angle).astype(np.float32)[:, None, None]
+    px = np.arange(size, dtype=np.float64) + 0.5
+    u = px[None, None, :] - (obj.x * size + jx).astype(np.float64)[:, None, None]
+    v = px[None, :, None] - (obj.y * size + jy).astype(np.float64)[:, None, None]
+    c = np.cos(obj.angle).astype(np.float64)[:, None, None]
+    s = np.sin(obj.angle).astype(np.float64)[:, None, None]
     ur, vr = c * u + s * v, c * v - s * u          # rotate into the object's frame (clockwise on screen)
-    r = (obj.radius * (1 + 0.25 * obj.flash) * size).astype(np.float32)[:, None, None]
+    r = (obj.radius * (1 + 0.25 * obj.flash) * size).astype(np.float64)[:, None, None]
     alpha = np.clip(0.5 - _sdf(obj.shape, ur, vr, r), 0, 1)[..., None]
     w = np.clip(0.5 + ur, 0, 1)[..., None]         # 1-px soft split between the two tones
     colour = obj.tone_b + w * (obj.tone_a - obj.tone_b)
-    f = obj.flash.astype(np.float32)[:, None, None, None]
+    f = obj.flash.astype(np.float64)[:, None, None, None]
     if f.any():
         colour += f * (1 - colour)                  # flash: towards white
     colour -= img
@@ -141,7 +143,7 @@ def render_scene(scene: Scene, rng: np.random.Generator, size: int, clean: bool 
     T = scene.num_frames
     if clean:
         jx = jy = np.zeros(T)
-        img = np.zeros((T, size, size, 3), np.float32)
+        img = np.zeros((T, size, size, 3), np.float64)
     else:
         jx, jy = rng.uniform(-JITTER, JITTER, (2, T)) * size
         speed, direction = rng.uniform(0, 0.25) * size, rng.uniform(0, 2 * np.pi)
@@ -151,8 +153,8 @@ def render_scene(scene: Scene, rng: np.random.Generator, size: int, clean: bool 
         if not (clean and obj.distractor):
             _draw(img, obj, size, jx, jy)
     if not clean:
-        img += NOISE_SIGMA * rng.standard_normal(img.shape, dtype=np.float32)
-    return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+        img += NOISE_SIGMA * rng.standard_normal(img.shape)
+    return np.floor(np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def render_video(class_idx: int, rng: np.random.Generator, num_frames: int, size: int) -> np.ndarray:
@@ -176,8 +178,12 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, pix_fmt: str) -> int:
-    """H.264 mp4 via PyAV; returns the number of frames (packets) written. No B-frames and one
-    encoder thread, so output bytes are reproducible and every packet decodes to one frame."""
+    """H.264 mp4 via PyAV; returns the number of frames (packets) written. No B-frames, one encoder
+    thread and x264's plain C code paths (``asm=0``), so the output bytes are reproducible and every
+    packet decodes to one frame. With x264's assembly, 1-2 of 18 clips came out with other bytes in
+    about half of the runs in spawned worker processes (measured here); the C code is the reference
+    the assembly is meant to match, on every CPU, and costs ~27 % more encoding time (10.3 vs 8.1 ms
+    per 48-frame 32 px clip)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +192,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, pix_fmt: str) 
         with av.open(str(tmp), "w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-            stream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0"}
+            stream.options = {"crf": str(crf), "preset": "veryfast", "bf": "0", "x264-params": "asm=0"}
             stream.thread_count = 1
             for frame in [*frames, None]:  # None flushes the encoder
                 out = stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")

@@ -95,7 +95,7 @@ def _tones(rng: np.random.Generator) -> tuple:
     h = rng.random()
     a = colorsys.hsv_to_rgb(h, rng.uniform(0.5, 1.0), rng.uniform(0.8, 1.0))
     b = colorsys.hsv_to_rgb((h + rng.uniform(0.25, 0.75)) % 1.0, rng.uniform(0.5, 1.0), rng.uniform(0.25, 0.45))
-    return np.array(a, dtype=np.float32), np.array(b, dtype=np.float32)
+    return np.array(a, dtype=np.float64), np.array(b, dtype=np.float64)
 
 
 def _object(rng: np.random.Generator, tau: np.ndarray, r_lo: float = 0.08, r_hi: float = 0.13) -> ObjectTrack:
