@@ -50,7 +50,7 @@ class Config:
     # ---- data --------------------------------------------------------------------------------
     dataset: str = "synthetic"         # a name from ffn_core.data.list_datasets()
     data_root: str = "data/synthetic_smoke"  # folder holding the list files and videos/frames
-    tier: str = "smoke"                # synthetic benchmark tier to generate when data is missing
+    tier: str = ""                     # synthetic tier to GENERATE when data_root has no lists ("": never; an error)
     train_list: str = ""               # default: <data_root>/train.txt
     val_list: str = ""                 # default: <data_root>/val.txt
     frames: tuple = (4, 8, 16)         # sorted frame counts trained (one for strategy=st)
@@ -62,6 +62,7 @@ class Config:
     num_workers: int = 0
     video_backend: str = "decord"      # decord | pyav
     cache_videos: bool = False         # decode each video once into RAM (small datasets; data/datasets.py)
+    on_bad_sample: str = "skip"        # an unreadable video: skip (train: next sample; eval: left out, counted) | raise
     # ---- model -------------------------------------------------------------------------------
     model: str = "tsm_tiny"            # a name from ffn_core.models.list_models()
     model_kwargs: dict = field(default_factory=dict)  # backbone-specific settings, e.g. {drop_path: 0.2} (models.model_kwargs)
@@ -93,6 +94,7 @@ class Config:
     channels_last: bool = False        # NHWC activations (faster convolutions on CUDA and on CPU oneDNN)
     stream_backward: bool = False      # back-propagate stream by stream (lower peak memory)
     fc_lr_mult: bool = True            # classifier weight lr x5, bias lr x10 (TSM recipe); false for AdamW recipes
+    on_nonfinite: str = "raise"        # a NaN/inf loss or gradient: raise (one error line) | skip_step (no update, counted)
     freeze_bn: bool = False            # keep BatchNorms in eval mode while training (frozen statistics)
     eval_every: int = 1                # epochs between evaluations
     eval_frames: tuple = ()            # frame counts evaluated each epoch (default: frames)
@@ -119,6 +121,9 @@ class Config:
         _check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
         _check_choice("amp", self.amp, ("none", "bf16", "fp16"))
         _check_choice("video_backend", self.video_backend, ("decord", "pyav"))
+        _check_choice("on_bad_sample", self.on_bad_sample, ("skip", "raise"))
+        _check_choice("on_nonfinite", self.on_nonfinite, ("raise", "skip_step"))
+        _check_choice("tier", self.tier, ("", "smoke", "cpu", "full"))
         _check_choice("test_crops", self.test_crops, (1, 3))
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
             raise ConfigError(f"device={self.device!r}: expected auto, cpu, cuda or cuda:N")

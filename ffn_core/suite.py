@@ -7,19 +7,26 @@ paths) plus any ``-p key=value``; the kernel runs with cwd = the repository root
 ``FFN_HEADLESS=1`` (widgets print a note instead of rendering). The chain stops at the first
 failing notebook and names it, the cell and the error (papermill's PapermillExecutionError).
 Per-notebook wall times go to ``runs/<name>/suite.json``.
+
+Rerunning resumes: a notebook that finished ``ok`` last time with the same fingerprint (its
+source, its parameters and the contents of the params files) is kept, not executed again - until
+one notebook of the chain does run, after which every later one runs too (they read its results).
+An interrupted notebook runs again, and its training runs continue from their ``last.pt``
+(``analysis.runs.train_or_load`` resumes a run with the same config). ``--force`` reruns all.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-from ffn_core.config import ConfigError
+from ffn_core.config import ConfigError, atomic_write_text, read_params_chain
 
-__all__ = ["NOTEBOOKS", "select_notebooks", "run_suite", "main"]
+__all__ = ["NOTEBOOKS", "select_notebooks", "run_suite", "fingerprint", "main"]
 
 NOTEBOOKS = ("01_data_prep", "02_baseline_tfd", "03_train_ffn", "04_ablations", "05_baselines",
              "06_any_frame", "07_report")
@@ -50,8 +57,10 @@ def _parse_value(text: str):
 
 def run_suite(params: str | os.PathLike, name: str | None = None, only: str | None = None,
               runs_dir: str | os.PathLike = "runs", notebooks_dir: str | os.PathLike | None = None,
-              extra: dict | None = None, log_output: bool = False, cwd: str | os.PathLike | None = None) -> int:
-    """Run the chain; returns 0 on success, 1 at the first failing notebook (after printing where)."""
+              extra: dict | None = None, log_output: bool = False, cwd: str | os.PathLike | None = None,
+              force: bool = False) -> int:
+    """Run the chain; returns 0 on success, 1 at the first failing notebook (after printing where).
+    Notebooks that finished with the same fingerprint are kept unless ``force`` (module docstring)."""
     from ffn_core.analysis.notebook import load_params, repo_root
 
     root = repo_root(cwd) if cwd else repo_root()
@@ -70,7 +79,7 @@ def run_suite(params: str | os.PathLike, name: str | None = None, only: str | No
     previous = os.environ.get("FFN_HEADLESS")
     os.environ["FFN_HEADLESS"] = "1"  # inherited by the kernels: widgets print a note instead
     try:
-        return _run_chain(selected, nb_dir, out, parameters, root, log_output, str(p.resolve()))
+        return _run_chain(selected, nb_dir, out, parameters, root, log_output, str(p.resolve()), force)
     finally:
         if previous is None:
             os.environ.pop("FFN_HEADLESS", None)
@@ -78,17 +87,54 @@ def run_suite(params: str | os.PathLike, name: str | None = None, only: str | No
             os.environ["FFN_HEADLESS"] = previous
 
 
-def _run_chain(selected, nb_dir, out, parameters, root, log_output, params) -> int:
+def _code_digest() -> bytes:
+    """sha256 of the ffn_core package's sources (a code change makes every notebook run again)."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
+    return h.digest()
+
+
+def fingerprint(notebook: Path, parameters: dict, params_file: str | os.PathLike) -> str:
+    """sha256 of a notebook's source, its parameters, every params file of the inherit chain and the
+    package's code."""
+    h = hashlib.sha256(Path(notebook).read_bytes())
+    h.update(_code_digest())
+    h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    for path, _ in read_params_chain(params_file):
+        h.update(str(path.resolve()).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _previous(out: Path) -> dict:
+    try:
+        return json.loads((out / "suite.json").read_text()).get("notebooks", {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_chain(selected, nb_dir, out, parameters, root, log_output, params, force: bool = False) -> int:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    before = {} if force else _previous(out)
     log = {"params": params, "out_dir": str(out), "notebooks": {}}
     print(f"suite: {len(selected)} notebook(s) -> {out}", flush=True)
+    ran = False
     for nb in selected:
         src, dst = nb_dir / f"{nb}.ipynb", out / f"{nb}.ipynb"
         if not src.is_file():
             print(f"suite: {src} not found (generate with `python tools/make_notebooks.py`)", file=sys.stderr)
             return 1
+        fp = fingerprint(src, parameters, params)
+        prev = before.get(nb, {})
+        if not ran and prev.get("status") == "ok" and prev.get("fingerprint") == fp and dst.is_file():
+            log["notebooks"][nb] = prev
+            atomic_write_text(out / "suite.json", json.dumps(log, indent=1))
+            print(f"suite: {nb} finished earlier with the same inputs: kept ({dst}; --force reruns it)", flush=True)
+            continue
+        ran = True
         t0 = time.perf_counter()
         print(f"suite: running {nb} ...", flush=True)
         try:
@@ -97,8 +143,8 @@ def _run_chain(selected, nb_dir, out, parameters, root, log_output, params) -> i
         except PapermillExecutionError as e:
             secs = time.perf_counter() - t0
             log["notebooks"][nb] = {"status": "failed", "seconds": round(secs, 1), "cell": e.cell_index,
-                                    "error": f"{e.ename}: {e.evalue}"}
-            (out / "suite.json").write_text(json.dumps(log, indent=1))
+                                    "error": f"{e.ename}: {e.evalue}", "fingerprint": fp}
+            atomic_write_text(out / "suite.json", json.dumps(log, indent=1))
             first = (e.source or "").strip().splitlines()[:6]
             print(f"suite: FAILED in notebook {nb}.ipynb at cell {e.cell_index} (execution count {e.exec_count}; "
                   f"the index counts papermill's injected-parameters cell): {e.ename}: {e.evalue}\n"
@@ -106,8 +152,8 @@ def _run_chain(selected, nb_dir, out, parameters, root, log_output, params) -> i
                   + "\n".join("    " + line for line in first), file=sys.stderr, flush=True)
             return 1
         secs = time.perf_counter() - t0
-        log["notebooks"][nb] = {"status": "ok", "seconds": round(secs, 1)}
-        (out / "suite.json").write_text(json.dumps(log, indent=1))
+        log["notebooks"][nb] = {"status": "ok", "seconds": round(secs, 1), "fingerprint": fp}
+        atomic_write_text(out / "suite.json", json.dumps(log, indent=1))
         print(f"suite: {nb} ok in {secs:.0f} s -> {dst}", flush=True)
     report = out / "report.md"
     if report.is_file():
@@ -126,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                     help="extra notebook parameter for every notebook (YAML value), e.g. -p epochs=3")
     ap.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
+    ap.add_argument("--force", action="store_true", help="rerun every notebook, even those that finished earlier")
     a = ap.parse_args(argv)
     extra = {}
     for item in a.param:
@@ -135,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         k, v = item.split("=", 1)
         extra[k.strip()] = _parse_value(v)
     try:
-        return run_suite(a.params, a.name, a.only, a.runs_dir, extra=extra, log_output=a.log_output)
+        return run_suite(a.params, a.name, a.only, a.runs_dir, extra=extra, log_output=a.log_output, force=a.force)
     except ConfigError as e:
         print(f"suite: {e}", file=sys.stderr)
         return 2

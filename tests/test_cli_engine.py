@@ -62,7 +62,7 @@ def test_eval_bad_checkpoint_path_exits_2(tmp_path):
     (["train", "epoch=3"], "unknown key"),
     (["train", "frames=4,4"], "duplicate"),
     (["eval", "--checkpoint", "x.pt", "--frames", "4", "--out", "o", "lr=0.1"], "only data/evaluation keys"),
-    (["train", "dataset=ssv1", "data_root=/nonexistent", "out_dir=/tmp/_ffn_never"], "train list"),
+    (["train", "dataset=ssv1", "data_root=/nonexistent", "out_dir=/tmp/_ffn_never"], "no such folder"),
 ])
 def test_cli_errors_are_one_line(argv, message, capsys):
     assert ffn_main(argv) == 2

@@ -296,7 +296,7 @@ def test_dataset_argument_errors(id_root, tmp_path):
 def test_build_dataset_from_config(id_root, static_root):
     cfg = Config(data_root=str(id_root), dataset="synthetic", frames=(4, 8), crop_size=24, num_clips=2, test_crops=3)
     val = build_dataset(cfg, "val")
-    assert val.num_views == 6 and val.frames == (4, 8) and val.on_error == "raise"
+    assert val.num_views == 6 and val.frames == (4, 8) and val.on_error == "skip"  # cfg.on_bad_sample
     assert val.transform.resize == cfg.test_resize == 27
     assert build_dataset(cfg, "val", frames=[16]).frames == (16,)
     with pytest.raises(FileNotFoundError, match=r"train\.txt.*ffn_core synth.*ffn_core prepare"):

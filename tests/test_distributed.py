@@ -78,4 +78,5 @@ def test_torchrun_two_processes_match_one(data_root, one_process_run, tmp_path, 
     moved = max(float((wa[k] - init[k]).abs().max()) for k in wa if wa[k].is_floating_point())
     assert moved > 1e-2  # the tolerance above is small against what training changed
     # only rank 0 writes: one set of files
-    assert sorted(p.name for p in two.iterdir()) == ["best.pt", "config.yaml", "last.pt", "metrics.csv", "metrics.json"]
+    assert sorted(p.name for p in two.iterdir()) == [".lock", "best.pt", "config.yaml", "last.pt", "metrics.csv",
+                                                    "metrics.json"]

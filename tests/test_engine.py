@@ -278,8 +278,11 @@ def test_fit_generates_missing_synthetic_data(tmp_path, monkeypatch):
 
 def test_missing_data_is_a_clear_error(tmp_path):
     cfg = make_cfg(tmp_path / "nowhere", tmp_path / "run", dataset="ssv1")
-    with pytest.raises(FileNotFoundError, match=r"train list .*train\.txt not found.*ffn_core prepare"):
+    with pytest.raises(FileNotFoundError, match=r"data_root=.*nowhere: no such folder.*ffn_core prepare ssv1"):
         fit(cfg)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"train list .*train\.txt not found.*ffn_core prepare"):
+        fit(make_cfg(tmp_path / "empty", tmp_path / "run", dataset="ssv1"))
 
 
 def test_save_checkpoint_is_atomic_and_plain(tmp_path):

@@ -27,7 +27,7 @@ __all__ = ["Exp", "frames_label", "ensure_data", "data_summary", "sampling_table
            "st_exps", "ffn_exp", "ffn_init_exp", "main_ffn_exps", "init_sources", "ablation_exps", "baseline_exps", "sequence_exps", "train", "accuracy_rows",
            "ensemble_rows", "recalibration_rows", "costs_table", "save_table", "save_json", "save_base_config",
            "check_frames_for", "default_tfd_frames", "default_any_frames", "default_sequence_sets", "st_rows",
-           "st_rows_from", "comparison_rows"]
+           "st_rows_from", "comparison_rows", "environment"]
 
 
 def frames_label(frames: Iterable[int]) -> str:
@@ -51,9 +51,10 @@ class Exp:
 # ---- data -----------------------------------------------------------------------------------
 def ensure_data(cfg: Config, data_seed: int = 0, workers: int | None = None) -> Path:
     """Make sure ``cfg``'s train/val lists exist: generate the synthetic tier (``cfg.tier``, seed
-    ``data_seed``, independent of the training seed) when missing, else fail clearly for real data."""
+    ``data_seed``, independent of the training seed) when missing and a tier is set, else fail
+    clearly (a typo'd data_root is never filled with generated data)."""
     root = Path(cfg.data_root)
-    if cfg.dataset == "synthetic" and not (cfg.train_list or cfg.val_list):
+    if cfg.dataset == "synthetic" and cfg.tier and not (cfg.train_list or cfg.val_list):
         from ffn_core.data.synthetic import ensure_synthetic
 
         ensure_synthetic(root, cfg.tier, seed=int(data_seed), workers=workers or max(1, min(4, os.cpu_count() or 1)))
@@ -73,10 +74,40 @@ def data_summary(cfg: Config) -> dict:
     lengths = [r.num_frames for r in val.records]
     calib = Path(cfg.data_root) / "calib.txt"  # held-out clips (synthetic tiers): 06's cascade calibration
     num_calib = sum(1 for line in calib.read_text().splitlines() if line.strip()) if calib.is_file() else 0
+    from ffn_core.data.fingerprint import data_fingerprint
+
     return {"dataset": cfg.dataset, "data_root": str(cfg.data_root), "tier": cfg.tier,
             "num_train": len(train), "num_val": len(val), "num_calib": num_calib, "num_classes": val.num_classes,
             "class_names": list(val.class_names), "frames": list(cfg.frames),
-            "video_frames_min": int(min(lengths)), "video_frames_max": int(max(lengths))}
+            "video_frames_min": int(min(lengths)), "video_frames_max": int(max(lengths)),
+            "short_videos": {"train": train.short_videos, "val": val.short_videos},
+            "fingerprint": data_fingerprint(cfg.data_root), "environment": environment()}
+
+
+def environment() -> dict:
+    """Library versions, thread counts and the CPU of this process (two runs are comparable when
+    these and the data fingerprint agree)."""
+    import platform
+
+    import torch
+
+    from ffn_core.engine.checkpoint import versions
+
+    libs = dict(versions())
+    for name in ("av", "decord", "pandas", "papermill"):
+        try:
+            libs[name] = str(__import__(name).__version__)
+        except Exception:  # not installed / broken: say so
+            libs[name] = "unavailable"
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"versions": libs, "torch_threads": torch.get_num_threads(),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", ""), "cpu_count": os.cpu_count(), "cpu": cpu,
+            "platform": platform.platform()}
 
 
 def sampling_table(num_frames: int, frames: Sequence[int], seed: int = 0) -> pd.DataFrame:

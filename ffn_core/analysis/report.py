@@ -128,11 +128,45 @@ def _run_info(out_dir: Path) -> str:
         lines.append(f"- data: {d.get('dataset')} at `{d.get('data_root')}` ({d.get('num_train')} train / "
                      f"{d.get('num_val')} val clips, {d.get('num_classes')} classes"
                      + (f"; {d['num_calib']} held-out calib clips for the cascade" if d.get("num_calib") else "") + ")")
+        fp = d.get("fingerprint") or {}
+        if fp:
+            lines.append(f"- data fingerprint: sha256 `{fp['sha256']}` over the lists and {fp['videos']} videos "
+                         f"({fp['bytes'] / 2**20:.0f} MiB{'; ' + str(fp['missing']) + ' missing' if fp.get('missing') else ''})"
+                         " - runs with the same fingerprint trained on byte-identical data")
+        env = d.get("environment") or {}
+        if env:
+            v = env.get("versions", {})
+            lines.append("- environment: " + ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "torchvision", "numpy",
+                                                                          "av", "decord") if k in v)
+                         + f"; {env.get('torch_threads')} torch threads (OMP_NUM_THREADS={env.get('OMP_NUM_THREADS') or 'unset'}),"
+                         f" {env.get('cpu_count')} CPUs: {env.get('cpu')}")
+        short = d.get("short_videos") or {}
+        if any(short.values()):
+            lines.append(f"- videos shorter than the most frames (frames repeat): train {short.get('train', 0)}, "
+                         f"val {short.get('val', 0)}")
     if cfg.is_file():
         c = yaml.safe_load(cfg.read_text()) or {}
         keys = ("model", "frames", "epochs", "loss", "lambda_kl", "batch_size", "optimizer", "lr", "weight_decay",
                 "schedule", "crop_size", "pretrained", "amp", "seed")
         lines.append("- recipe: " + ", ".join(f"{k}={c.get(k)}" for k in keys if k in c))
+    skipped: dict = {}  # unreadable videos any run left out (on_bad_sample=skip), by split
+    left_out = []
+    for m in sorted((out_dir / "models").glob("**/metrics.json")):
+        try:
+            metrics = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        bad = metrics.get("bad_videos")
+        for split, items in (bad.items() if isinstance(bad, dict) else ()):
+            skipped.setdefault(split, set()).update(items)
+        for T, e in (metrics.get("eval") or {}).items():
+            if e.get("skipped"):
+                left_out.append(f"`{m.parent.name}` @{T}F: {e['num_samples']} clips ({e['skipped']} left out)")
+    for split, paths in sorted(skipped.items()):
+        if paths:
+            lines.append(f"- skipped unreadable {split} videos ({len(paths)}): " + ", ".join(f"`{p}`" for p in sorted(paths)))
+    if left_out:
+        lines.append("- accuracies over fewer clips than the list has: " + "; ".join(left_out))
     started = {}  # runs that did not start from scratch (init_from): source run -> runs
     for run_cfg in sorted((out_dir / "models").glob("*/config.yaml")):
         src = (yaml.safe_load(run_cfg.read_text()) or {}).get("init_from")

@@ -56,22 +56,29 @@ def train_or_load(cfg: Config, force: bool = False, verbose: bool = True) -> dic
     """Train ``cfg`` with :func:`ffn_core.engine.fit` unless ``cfg.out_dir`` already has its result.
 
     Reuse needs ``metrics.json``, a checkpoint and a ``config.yaml`` that equals ``cfg`` on every key
-    outside :data:`IGNORED_KEYS`. A run dir holding a *different* config is retrained (overwritten),
-    and the differing keys are printed. Returns the metrics dict (``reused`` = True/False added).
+    outside :data:`IGNORED_KEYS`. The same config with a ``last.pt`` but no ``metrics.json`` is a run
+    that was interrupted (a kill, a signal): it is resumed (``resume=true``), not restarted. A run dir
+    holding a *different* config is retrained (overwritten), and the differing keys are printed.
+    Returns the metrics dict (``reused`` = True/False added).
     """
     run = Path(cfg.out_dir)
     metrics, saved = run / "metrics.json", run / "config.yaml"
-    if not force and metrics.is_file() and saved.is_file() and any((run / f).is_file() for f in ("best.pt", "last.pt")):
+    same = False
+    if not force and saved.is_file():
         diff = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
-        if not diff:
+        same = not diff
+        if same and metrics.is_file() and any((run / f).is_file() for f in ("best.pt", "last.pt")):
             if verbose:
                 print(f"reuse: {run.name} (same config, {metrics} exists)", flush=True)
             return {**json.loads(metrics.read_text()), "reused": True}
-        if verbose:
+        if diff and verbose:
             print(f"retrain: {run.name}: config differs in {diff}", flush=True)
     from ffn_core.engine import fit
 
-    result = fit(cfg)
+    resume = same and (run / "last.pt").is_file()  # the same run, interrupted: continue where it stopped
+    if resume and verbose:
+        print(f"resume: {run.name} (same config, {run / 'last.pt'} but no metrics.json yet)", flush=True)
+    result = fit(cfg.replace(resume=True) if resume else cfg)
     return {**(result or {}), "reused": False}
 
 

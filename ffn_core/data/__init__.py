@@ -5,12 +5,14 @@ The ``synthetic`` spec (videos written by ``ffn_core.data.synthetic``; classes f
 generated benchmark needs no import of the generator.
 """
 from ffn_core.data.datasets import (
+    DataError,
     DatasetSpec,
     VideoListDataset,
     VideoRecord,
     build_dataset,
     get_dataset_spec,
     list_datasets,
+    read_bad_log,
     read_list_file,
     register_dataset,
     write_list_file,
@@ -28,8 +30,8 @@ from ffn_core.data.sampling import multi_frequency_indices, segment_indices, uni
 from ffn_core.data.transforms import build_transform
 
 __all__ = [
-    "DatasetSpec", "VideoListDataset", "VideoRecord", "build_dataset", "get_dataset_spec", "list_datasets",
-    "read_list_file", "register_dataset", "write_list_file",
+    "DataError", "DatasetSpec", "VideoListDataset", "VideoRecord", "build_dataset", "get_dataset_spec",
+    "list_datasets", "read_bad_log", "read_list_file", "register_dataset", "write_list_file",
     "DecordReader", "FrameFolderReader", "PyAVReader", "Reader", "VideoReadError", "open_reader",
     "probe_num_frames", "multi_frequency_indices", "segment_indices", "union_indices", "build_transform",
 ]

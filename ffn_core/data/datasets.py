@@ -21,7 +21,7 @@ normal path reports it). Meant for small datasets: the synthetic ``cpu`` tier is
 from __future__ import annotations
 
 import dataclasses
-
+import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +40,8 @@ from ffn_core.data.transforms import build_transform
 
 __all__ = [
     "DatasetSpec", "register_dataset", "get_dataset_spec", "list_datasets",
-    "VideoRecord", "read_list_file", "write_list_file", "VideoListDataset", "build_dataset",
-    "IMAGENET_MEAN", "IMAGENET_STD",
+    "VideoRecord", "read_list_file", "write_list_file", "VideoListDataset", "build_dataset", "DataError",
+    "read_bad_log", "IMAGENET_MEAN", "IMAGENET_STD",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,22 @@ class VideoRecord:
 _EXPECTED = "expected '<path> <num_frames> <label>'"
 
 
+class DataError(ValueError):
+    """A list file, a label or a dataset description is wrong; the message names the file (and line)."""
+
+
+def _check_inside(root: Path, rel: str, where: str) -> None:
+    """Reject list entries that would read outside the dataset root (absolute paths, ``..`` escapes).
+
+    The check is lexical: symbolic links inside the root (``prepare ssv1`` links the release's frame
+    folders into ``frames/``) are the dataset owner's choice and are followed."""
+    if os.path.isabs(rel) or (len(rel) > 1 and rel[1] == ":"):
+        raise DataError(f"{where}: path {rel!r} is absolute; list entries must be relative to the data root {root}")
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith(".." + os.sep) or norm == ".":
+        raise DataError(f"{where}: path {rel!r} resolves outside the data root {root}")
+
+
 def _parse_list(path: str | os.PathLike) -> list[tuple[int, VideoRecord]]:
     p = Path(path)
     if not p.is_file():
@@ -150,15 +166,15 @@ def _parse_list(path: str | os.PathLike) -> list[tuple[int, VideoRecord]]:
             continue
         parts = line.rsplit(None, 2)
         if len(parts) != 3:
-            raise ValueError(f"{p}:{lineno}: {_EXPECTED}, got {raw!r}")
+            raise DataError(f"{p}:{lineno}: {_EXPECTED}, got {raw!r}")
         try:
             num_frames, label = int(parts[1]), int(parts[2])
         except ValueError:
-            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with integer num_frames and label, got {raw!r}") from None
+            raise DataError(f"{p}:{lineno}: {_EXPECTED} with integer num_frames and label, got {raw!r}") from None
         if num_frames <= 0:
-            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with num_frames >= 1, got {raw!r}")
+            raise DataError(f"{p}:{lineno}: {_EXPECTED} with num_frames >= 1, got {raw!r}")
         if label < 0:
-            raise ValueError(f"{p}:{lineno}: {_EXPECTED} with a label >= 0, got {raw!r}")
+            raise DataError(f"{p}:{lineno}: {_EXPECTED} with a label >= 0, got {raw!r}")
         out.append((lineno, VideoRecord(parts[0], num_frames, label)))
     return out
 
@@ -196,17 +212,31 @@ class VideoListDataset(Dataset):
     ``torch.manual_seed(s)`` all draws are reproducible and differ across workers and epochs (also
     with ``num_workers=0``, where the main RNG simply advances). Eval draws nothing from any RNG.
 
-    Corrupt or missing videos (:class:`VideoReadError`): with ``on_error="raise"`` (default for
-    eval) the error propagates, naming the file. With ``on_error="skip"`` (default for train) a
-    warning is logged once per file, its path is added to ``.bad_videos`` (per process: each
-    DataLoader worker keeps its own set) and the next index (``i + 1``, wrapping, skipping known
-    bad ones) is returned instead, so the substitution is deterministic.
+    Corrupt or missing videos (:class:`VideoReadError`), ``on_error`` (the ``on_bad_sample`` key):
+
+    * ``"raise"``: the error propagates, naming the file and its list line (``list.txt:12``);
+    * ``"skip"``, training: the next index (``i + 1``, wrapping, skipping known bad ones) is returned
+      instead, so the substitution is deterministic;
+    * ``"skip"``, evaluation: a placeholder sample (zeros) with label ``-1`` is returned; every
+      tally and prediction file leaves label ``-1`` out, so the accuracy is over the readable clips
+      only and says how many those are.
+
+    Either way a skipped video is recorded once per process in ``.bad_videos`` and, when
+    ``bad_log`` names a file, appended to it as one JSON line (``split``, ``path``, ``where`` =
+    list file:line, ``error``). DataLoader workers are separate processes: the log file is how the
+    main process learns about their skips (``read_bad_log``).
+
+    Paths in the list must stay inside ``root``: absolute paths and ``..`` escapes are a
+    :class:`DataError` naming the list line, raised when the dataset is built. Videos shorter than
+    the largest frame count are counted (``short_videos``; TSN sampling repeats frames for them)
+    and logged once as a warning.
     """
 
     def __init__(self, list_file: str | os.PathLike, root: str | os.PathLike, spec: DatasetSpec | str,
                  frames: Sequence[int], train: bool, crop_size: int, resize: int, num_clips: int = 1,
                  test_crops: int = 1, backend: str = "decord", on_error: str | None = None,
-                 cache_videos: bool = False, scales: Sequence[float] | None = None) -> None:
+                 cache_videos: bool = False, scales: Sequence[float] | None = None,
+                 bad_log: str | os.PathLike | None = None, split: str = "") -> None:
         self.spec = get_dataset_spec(spec) if isinstance(spec, str) else spec
         self.list_file, self.root = Path(list_file), Path(root)
         self.frames = parse_frames(frames, key="frames")
@@ -223,16 +253,26 @@ class VideoListDataset(Dataset):
         self.transform = build_transform(train, crop_size, resize, self.spec.mean, self.spec.std,
                                          self.spec.flip, test_crops=test_crops, **extra)
         parsed = _parse_list(self.list_file)
+        for lineno, r in parsed:
+            _check_inside(self.root, r.path, f"{self.list_file}:{lineno}")
         self.records = [r for _, r in parsed]
+        self.linenos = [lineno for lineno, _ in parsed]
+        self.split = split or ("train" if train else "val")
+        self.bad_log = Path(bad_log) if bad_log else None
         if not self.records:
-            raise ValueError(f"list file {self.list_file} has no records")
+            raise DataError(f"list file {self.list_file} has no records")
         self.class_names = self._load_class_names()
         self.num_classes = len(self.class_names)
         for lineno, r in parsed:
             if r.label >= self.num_classes:
-                raise ValueError(f"{self.list_file}:{lineno}: label {r.label} >= num_classes={self.num_classes} "
+                raise DataError(f"{self.list_file}:{lineno}: label {r.label} >= num_classes={self.num_classes} "
                                  f"(dataset {self.spec.name!r})")
         self.bad_videos: set[str] = set()
+        longest = max(self.frames)
+        self.short_videos = sum(1 for r in self.records if r.num_frames < longest)
+        if self.short_videos:
+            log.warning("%d of %d videos in %s have fewer than %d frames: TSN sampling repeats frames for them "
+                        "(frames=%s)", self.short_videos, len(self.records), self.list_file, longest, list(self.frames))
         self.cache_videos = bool(cache_videos)
         if self.cache_videos:
             self._fill_cache()
@@ -270,10 +310,10 @@ class VideoListDataset(Dataset):
         if path.is_file():
             names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             if self.spec.num_classes is not None and len(names) != self.spec.num_classes:
-                raise ValueError(f"{path}: {len(names)} class names, but dataset {self.spec.name!r} "
+                raise DataError(f"{path}: {len(names)} class names, but dataset {self.spec.name!r} "
                                  f"has {self.spec.num_classes} classes")
             if not names:
-                raise ValueError(f"{path}: no class names (expected one per line)")
+                raise DataError(f"{path}: no class names (expected one per line)")
             return names
         if self.spec.num_classes is None:
             raise FileNotFoundError(f"{path} not found: dataset {self.spec.name!r} reads its class names "
@@ -286,27 +326,55 @@ class VideoListDataset(Dataset):
     def video_path(self, index: int) -> str:
         return os.path.join(self.root, self.records[index].path)
 
+    def where(self, index: int) -> str:
+        """``list_file:line`` of record ``index``."""
+        return f"{self.list_file}:{self.linenos[index]}"
+
     def __getitem__(self, index: int):
         n = len(self.records)
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} records of {self.list_file}")
         index %= n
         first_error = None
-        for step in range(n):
+        for step in range(n if self.train else 1):
             i = (index + step) % n
             path = self.video_path(i)
-            if path in self.bad_videos and step < n - 1:
+            if path in self.bad_videos and self.train and step < n - 1:
                 continue
             try:
                 return self._load(i), self.records[i].label
             except VideoReadError as e:
                 if self.on_error == "raise":
-                    raise
+                    raise VideoReadError(e.path, f"{e.reason} (listed at {self.where(i)}; on_bad_sample=skip "
+                                                 "leaves it out)") from None
                 first_error = first_error or e
-                if path not in self.bad_videos:
-                    log.warning("skipping unreadable video (%s); using the next sample instead", e)
-                    self.bad_videos.add(path)
+                self._record_bad(i, e)
+        if not self.train:
+            return self._placeholder(), -1
         raise VideoReadError(self.list_file, f"no readable video left (first error: {first_error})")
+
+    def _record_bad(self, index: int, error: VideoReadError) -> None:
+        path = self.video_path(index)
+        if path in self.bad_videos:
+            return
+        self.bad_videos.add(path)
+        what = "using the next sample instead" if self.train else "left out of the evaluation"
+        log.warning("skipping unreadable video %s (%s): %s", path, self.where(index), what)
+        if self.bad_log is not None:
+            line = json.dumps({"split": self.split, "path": path, "where": self.where(index),
+                               "error": str(error.reason)[:300]})
+            self.bad_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.bad_log, "a", encoding="utf-8") as f:  # one short O_APPEND write per line
+                f.write(line + "\n")
+
+    def _placeholder(self) -> tuple:
+        """Zeros shaped like an evaluation sample (the label ``-1`` marks it as left out)."""
+        size = self.transform.crop_size
+        clips = []
+        for t in self.frames:
+            x = torch.zeros(t, 3, size, size)
+            clips.append(x if self.num_views == 1 else x.unsqueeze(0).repeat(self.num_views, 1, 1, 1, 1))
+        return tuple(clips)
 
     def _index_sets(self, num_frames: int, index: int) -> list[list[np.ndarray]]:
         """``sets[c][k]``: indices for temporal clip ``c`` and frame count ``frames[k]``."""
@@ -346,6 +414,22 @@ class VideoListDataset(Dataset):
         return tuple(clips)
 
 
+def read_bad_log(path: str | os.PathLike) -> dict:
+    """``{split: {path: {"where", "error"}}}`` from a ``bad_log`` file (each path once, first entry kept)."""
+    out: dict = {}
+    p = Path(path)
+    if not p.is_file():
+        return out
+    for raw in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            item = json.loads(raw)
+        except json.JSONDecodeError:  # a line cut by a crash
+            continue
+        out.setdefault(item.get("split", ""), {}).setdefault(item["path"], {"where": item.get("where", ""),
+                                                                          "error": item.get("error", "")})
+    return out
+
+
 def model_normalization(cfg, spec: DatasetSpec) -> DatasetSpec:
     """``spec`` with the mean/std that ``cfg.model``'s pretrained weights expect (its declared
     ``ModelCfg``: ImageNet for the ResNets, 0.45/0.225 for SlowFast and Uniformer) when the run starts
@@ -360,7 +444,8 @@ def model_normalization(cfg, spec: DatasetSpec) -> DatasetSpec:
     return dataclasses.replace(spec, mean=tuple(mcfg.mean), std=tuple(mcfg.std))
 
 
-def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> VideoListDataset:
+def build_dataset(cfg, split: str, frames: Sequence[int] | None = None,
+                  bad_log: str | os.PathLike | None = None) -> VideoListDataset:
     """A :class:`VideoListDataset` for ``split`` ("train" | "val") from a :class:`~ffn_core.config.Config`."""
     if split not in ("train", "val"):
         raise ValueError(f"split={split!r}: expected 'train' or 'val'")
@@ -382,4 +467,5 @@ def build_dataset(cfg, split: str, frames: Sequence[int] | None = None) -> Video
         crop_size=cfg.crop_size, resize=cfg.test_resize,
         num_clips=1 if train else cfg.num_clips, test_crops=1 if train else cfg.test_crops,
         backend=cfg.video_backend, cache_videos=cfg.cache_videos, scales=cfg.train_scales,
+        on_error=getattr(cfg, "on_bad_sample", None), bad_log=bad_log, split=split,
     )

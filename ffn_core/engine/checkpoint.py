@@ -13,7 +13,9 @@ A checkpoint is a dict of tensors and plain Python values only::
     model_name, num_classes, class_names, strategy, versions {torch, torchvision, numpy, python, ffn}
 
 Files are written to a temporary file in the same folder and renamed over the target, so an
-interrupted save never leaves a truncated ``last.pt``. Loading always uses
+interrupted save (SIGKILL, a full disk, an unwritable folder) never leaves a truncated ``last.pt``:
+the previous one stays as it was, and a failed write raises :class:`CheckpointError` saying so.
+Leftover temporary files of a killed save are removed when the next run starts. Loading always uses
 ``torch.load(..., weights_only=True)``: nothing in a checkpoint can run code.
 """
 from __future__ import annotations
@@ -32,7 +34,7 @@ from torch import nn
 from ffn_core.config import Config, ConfigError
 
 __all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint", "build_model",
-           "capture_rng", "restore_rng", "unwrap", "versions", "FORMAT"]
+           "capture_rng", "restore_rng", "unwrap", "versions", "remove_stale_temp_files", "FORMAT"]
 
 FORMAT = "ffn-checkpoint/1"
 
@@ -87,16 +89,44 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "versions": versions(), **state}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(_write_failed(path, e)) from None
     os.close(fd)
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise CheckpointError(_write_failed(path, e)) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
     return path
+
+
+def _unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _write_failed(path: Path, e: OSError) -> str:
+    previous = "the previous one is intact" if path.is_file() else "there was no previous one"
+    return (f"checkpoint {path}: could not be written ({e.strerror or e}; disk full or folder not writable?); "
+            f"{previous}")
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete ``.<name>.*.tmp`` files a killed save left in ``folder``; returns what was removed."""
+    removed = []
+    for p in Path(folder).glob(".*.tmp"):
+        if p.is_file():
+            _unlink_quietly(p)
+            removed.append(p)
+    return removed
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:

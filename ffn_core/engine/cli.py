@@ -9,7 +9,12 @@
 
 ``eval`` writes ``OUT/cross_eval.csv`` (rows: checkpoints, columns: frame counts, top-1 %) and
 ``OUT/cross_eval.json``; trailing ``key=value`` pairs override the checkpoints' data/eval keys.
-Errors in the input (config, checkpoint, missing data) print one ``error:`` line and exit with 2.
+
+Exit codes: 0 done; 2 an error in the input - a config key, a checkpoint, missing data, a list
+line, an unreadable video under ``on_bad_sample=raise``, a non-finite loss under
+``on_nonfinite=raise``, an ``out_dir`` in use - printed as ONE ``error:`` line (no traceback; the
+message names the file, line or key); 128 + N after signal N (SIGTERM: 143, SIGINT: 130), once
+the checkpoint it names is written.
 """
 from __future__ import annotations
 
@@ -61,18 +66,34 @@ def _eval(argv: list[str]) -> int:
     return 0
 
 
+def one_line(e: BaseException) -> str:
+    """The message of ``e`` on one line. An exception re-raised from a DataLoader worker carries the
+    worker's traceback in its message: keep only the original message, its last line."""
+    text = str(e).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """``main(["train", ...])`` or ``main(["eval", ...])``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in ("train", "eval"):
         print("usage: python -m ffn_core {train,eval} ...  (see --help of each)", file=sys.stderr)
         return 2
+    from ffn_core.data import DataError, VideoReadError
+
     from .checkpoint import CheckpointError
+    from .faults import Interrupted, NonFiniteError
 
     try:
         return (_train if argv[0] == "train" else _eval)(argv[1:])
-    except (ConfigError, CheckpointError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 128 + int(e.signum)
+    except (ConfigError, CheckpointError, FileNotFoundError, DataError, VideoReadError, NonFiniteError) as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -79,14 +79,15 @@ def _run(models: Sequence[nn.Module], loader: Iterable, T: Optional[int], device
     for clips, target in loader:
         x = _select_clip(clips, T).to(device, non_blocking=True)
         probs, logits = _batch_probs(models, x, autocast)
+        keep = torch.as_tensor(target).cpu() >= 0  # label -1: a video the dataset left out (on_bad_sample=skip)
         for k, (p, z) in enumerate(zip(probs, logits)):
             if tallies is not None:
                 tallies[k].update(p, target)
             if collect:
-                out[k]["probs"].append(p.cpu())
-                out[k]["logits"].append(z.cpu())
+                out[k]["probs"].append(p.cpu()[keep])
+                out[k]["logits"].append(z.cpu()[keep])
         if collect:
-            labels.append(torch.as_tensor(target).cpu())
+            labels.append(torch.as_tensor(target).cpu()[keep])
     if not collect:
         return None, None
     cat = lambda xs: torch.cat(xs).numpy() if xs else np.zeros((0, 0), np.float32)  # noqa: E731

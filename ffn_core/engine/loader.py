@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .distributed import DistInfo
 
-__all__ = ["PerSampleSeed", "ShardSampler", "build_train_loader", "build_eval_loader", "sample_seed"]
+__all__ = ["PerSampleSeed", "ShardSampler", "ResumableSampler", "build_train_loader", "build_eval_loader",
+           "sample_seed"]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -56,6 +57,34 @@ class PerSampleSeed(Dataset):
         if name == "dataset":
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class ResumableSampler(DistributedSampler):
+    """A ``DistributedSampler`` that can start an epoch part-way: ``skip(n)`` leaves out the first
+    ``n`` indices of this rank's order for the next pass only (a mid-epoch resume: the remaining
+    batches are exactly those an uninterrupted epoch would have drawn). ``set_epoch`` clears it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.start = 0
+
+    def skip(self, n: int) -> None:
+        if not 0 <= n <= self.num_samples:
+            raise ValueError(f"ResumableSampler.skip({n}): expected 0..{self.num_samples}")
+        self.start = int(n)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        self.start = 0
+
+    def __iter__(self):
+        it = super().__iter__()
+        for _ in range(self.start):
+            next(it)
+        return it
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
 
 
 class ShardSampler(Sampler):
@@ -93,8 +122,8 @@ def build_train_loader(dataset: Dataset, cfg, dist: DistInfo, device: torch.devi
         raise ValueError(f"training list {cfg.train_list_path} has {len(dataset)} videos, fewer than one batch "
                          f"(batch_size={cfg.batch_size}): lower batch_size or use more data")
     wrapped = PerSampleSeed(dataset, cfg.seed)
-    sampler = DistributedSampler(wrapped, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
-                                 seed=cfg.seed, drop_last=True)
+    sampler = ResumableSampler(wrapped, num_replicas=dist.world_size, rank=dist.rank, shuffle=True,
+                               seed=cfg.seed, drop_last=True)
     gen = torch.Generator().manual_seed(cfg.seed)
     loader = DataLoader(wrapped, batch_size=per_rank, sampler=sampler, drop_last=True, generator=gen,
                         **_loader_kwargs(cfg.num_workers, device))

@@ -35,22 +35,32 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: Iterable[int] =
 
 
 class ClassificationTally:
-    """Counts for top-1 / top-5 / per-class accuracy over a stream of (scores, labels) batches."""
+    """Counts for top-1 / top-5 / per-class accuracy over a stream of (scores, labels) batches.
+
+    A label ``-1`` marks a sample the dataset left out (an unreadable video under
+    ``on_bad_sample=skip``): it is counted as ``skipped`` and nowhere else."""
+
+    _HEAD = 4  # n, top1, top5, skipped; then correct per class, total per class
 
     def __init__(self, num_classes: int):
         self.num_classes = int(num_classes)
-        self.counts = torch.zeros(3 + 2 * self.num_classes, dtype=torch.float64)  # n, top1, top5, correct/c, total/c
+        self.counts = torch.zeros(self._HEAD + 2 * self.num_classes, dtype=torch.float64)
 
     def update(self, scores: torch.Tensor, target: torch.Tensor) -> None:
         scores, target = scores.detach().float().cpu(), target.detach().long().cpu()
+        keep = target >= 0
+        self.counts[3] += int((~keep).sum())
+        scores, target = scores[keep], target[keep]
+        if target.numel() == 0:
+            return
         c1, c5 = topk_correct(scores, target, (1, 5))
         pred = scores.argmax(dim=1)
-        C = self.num_classes
+        C, h = self.num_classes, self._HEAD
         self.counts[0] += target.numel()
         self.counts[1] += c1
         self.counts[2] += c5
-        self.counts[3:3 + C] += torch.bincount(target[pred == target], minlength=C).double()[:C]
-        self.counts[3 + C:] += torch.bincount(target, minlength=C).double()[:C]
+        self.counts[h:h + C] += torch.bincount(target[pred == target], minlength=C).double()[:C]
+        self.counts[h + C:] += torch.bincount(target, minlength=C).double()[:C]
 
     def load_counts(self, counts: torch.Tensor) -> "ClassificationTally":
         self.counts = counts.detach().to(torch.float64).cpu().clone()
@@ -58,12 +68,13 @@ class ClassificationTally:
 
     def result(self) -> dict:
         n = float(self.counts[0])
-        C = self.num_classes
-        correct, total = self.counts[3:3 + C], self.counts[3 + C:]
+        C, h = self.num_classes, self._HEAD
+        correct, total = self.counts[h:h + C], self.counts[h + C:]
         per_class = [float(100.0 * c / t) if t > 0 else float("nan") for c, t in zip(correct.tolist(), total.tolist())]
         seen = [a for a in per_class if not math.isnan(a)]
         return {
             "num_samples": int(n),
+            "skipped": int(self.counts[3]),
             "top1": 100.0 * float(self.counts[1]) / n if n else float("nan"),
             "top5": 100.0 * float(self.counts[2]) / n if n else float("nan"),
             "mean_class_top1": float(np.mean(seen)) if seen else float("nan"),

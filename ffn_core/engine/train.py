@@ -4,24 +4,39 @@ Run directory (``cfg.out_dir``, written by rank 0 only)::
 
     config.yaml     the resolved config (ffn_core.config.save_config)
     metrics.csv     one row per epoch: lr, loss terms per stream, train top-1 (highest stream),
-                    val top-1/top-5 per evaluated frame count, data vs step time, clips/s (+ peak memory on CUDA)
-    metrics.json    final metrics (last evaluation incl. per-class accuracy, best epoch, params, GMACs)
-    last.pt         end of the latest epoch (resume point);  best.pt   the best epoch by val top-1 at
-                    the highest trained frame count (as the paper's scripts)
+                    val top-1/top-5 per evaluated frame count, data vs step time, clips/s, skipped
+                    videos per split, skipped steps (+ peak memory on CUDA)
+    metrics.json    final metrics (last evaluation incl. per-class accuracy, best epoch, params, GMACs,
+                    the skipped videos by name, the short videos)
+    last.pt         the latest resume point;  best.pt   the best epoch by val top-1 at the highest
+                    trained frame count (as the paper's scripts)
+    bad_samples.jsonl   every unreadable video skipped (``on_bad_sample=skip``), from any process
+    .lock           held while the run is alive (a second run on this out_dir refuses)
 
-``resume=true`` with the same ``out_dir`` continues from ``last.pt`` at the next epoch. The data
-order and augmentation are functions of ``(seed, epoch)`` (``loader.py``), the strategy's random
-decisions too, and the checkpoint restores the RNG states (dropout), so on CPU with
-``deterministic=true`` an interrupted and resumed run ends with exactly the weights of an
-uninterrupted one (tested).
+Never losing work (``ffn_core.engine.faults``):
+
+* an epoch's checkpoint is written *before* its validation; if validation fails (a broken val
+  video under ``on_bad_sample=raise``, a crash, a kill) ``resume=true`` first validates that epoch,
+  then trains on - metrics.csv never duplicates or misses an epoch;
+* SIGTERM / SIGINT write a mid-epoch checkpoint at the next step boundary (optimizer, scheduler,
+  RNG states, the sampler position and the epoch's running sums) and stop with a message naming it;
+  ``resume=true`` continues from that step - bitwise on CPU in deterministic mode (tested);
+* every checkpoint write is atomic (temp file + rename), so a SIGKILL at any moment leaves the
+  previous ``last.pt`` loadable;
+* a NaN/inf loss term or gradient is caught on every step (``on_nonfinite``).
+
+``resume=true`` with the same ``out_dir`` continues from ``last.pt``. The data order and
+augmentation are functions of ``(seed, epoch, index)`` (``loader.py``), the strategy's random
+decisions come from a generator whose state is checkpointed, and the checkpoint restores the RNG
+states (dropout), so an interrupted and resumed run ends with the weights of an uninterrupted one.
 
 Multi-process: run under ``torchrun``; ``batch_size`` is the global batch (split over ranks),
-gradients are averaged by DDP, metrics summed over ranks.
+gradients are averaged by DDP, metrics summed over ranks. Under DDP the stop flag of a signal is
+agreed on by all ranks at every step (one tiny all-reduce), so they stop at the same step.
 """
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 import time
@@ -39,6 +54,7 @@ from . import checkpoint as ck
 from .distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, cleanup_distributed, cpu_threads,
                           init_distributed)
 from .evaluate import evaluate_loaders
+from .faults import Interrupted, NonFiniteGuard, RunLock, StopSignals
 from .loader import build_eval_loader, build_train_loader, sample_seed, set_epoch
 from .metrics import MetricsCSV, write_json
 from .optim import build_optimizer, build_scheduler
@@ -83,20 +99,27 @@ def _determinism(cfg: Config, device: torch.device):
 
 
 def _prepare_data(cfg: Config, dist: DistInfo) -> None:
-    """Generate the synthetic benchmark if its lists are missing (rank 0; the others wait)."""
+    """Generate the synthetic benchmark when asked (``tier`` set, lists missing; rank 0, the others
+    wait); otherwise missing data is an error naming the folder, never silently generated."""
     missing = not cfg.train_list_path.is_file() or not cfg.val_list_path.is_file()
-    if cfg.dataset == "synthetic" and missing and not (cfg.train_list or cfg.val_list):
+    if cfg.dataset == "synthetic" and missing and cfg.tier and not (cfg.train_list or cfg.val_list):
         if dist.is_main:
             from ffn_core.data.synthetic import ensure_synthetic
 
             log(f"data: {cfg.data_root} has no lists; generating the synthetic '{cfg.tier}' tier (seed {cfg.seed})")
             ensure_synthetic(cfg.data_root, cfg.tier, cfg.seed, workers=max(1, min(4, os.cpu_count() or 1)))
         barrier()
+    if not Path(cfg.data_root).is_dir() and not (cfg.train_list and cfg.val_list):
+        hint = (f"generate the synthetic benchmark there (`python -m ffn_core synth --tier smoke --out {cfg.data_root}`, "
+                "or tier=smoke to generate it as part of training)" if cfg.dataset == "synthetic" else
+                f"prepare it (`python -m ffn_core prepare {cfg.dataset} --root RELEASE --out {cfg.data_root}`)")
+        raise FileNotFoundError(f"data_root={cfg.data_root}: no such folder; {hint}")
     for split, path in (("train", cfg.train_list_path), ("val", cfg.val_list_path)):
         if not path.is_file():
             raise FileNotFoundError(
                 f"{split} list {path} not found (dataset={cfg.dataset}, data_root={cfg.data_root}): generate the "
-                "synthetic benchmark (`python -m ffn_core synth`) or prepare a dataset (`python -m ffn_core prepare`)")
+                "synthetic benchmark (`python -m ffn_core synth`, or set tier=) or prepare a dataset "
+                "(`python -m ffn_core prepare`)")
 
 
 def _freeze_bn(model: nn.Module) -> None:
@@ -105,9 +128,23 @@ def _freeze_bn(model: nn.Module) -> None:
             m.eval()
 
 
+def _stop_now(stop: StopSignals | None, dist: DistInfo, device: torch.device) -> bool:
+    """All ranks agree: stop if any rank got a signal."""
+    flag = bool(stop is not None and stop.requested)
+    if not dist.enabled:
+        return flag
+    return bool(all_reduce_sum(torch.tensor([float(flag)], dtype=torch.float64, device=device), device)[0] > 0)
+
+
 def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, scheduler, scaler, cfg: Config,
-                    epoch: int, device: torch.device, dist: DistInfo) -> dict:
+                    epoch: int, device: torch.device, dist: DistInfo, resume: dict | None = None,
+                    stop: StopSignals | None = None, on_stop=None, guard: NonFiniteGuard | None = None) -> dict:
     """One pass over the training loader; returns the epoch's row (reduced across ranks).
+
+    ``resume``: the ``partial`` state of a mid-epoch checkpoint - the first ``resume["step"]``
+    batches are skipped in the sampler and the running sums continue. ``stop``/``on_stop``: when a
+    signal arrived, ``on_stop(partial_state)`` writes a checkpoint (it returns its path) and
+    :class:`Interrupted` ends the epoch. ``guard``: the non-finite check of every step.
 
     Timing: ``data_time_s`` is the time spent waiting for batches, ``step_time_s`` the rest (copy,
     forward, backward, update). On CUDA the device is synchronised only at log points and at the end
@@ -121,15 +158,26 @@ def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, 
     gen = torch.Generator().manual_seed(sample_seed(cfg.seed, epoch, 2**32 + 1))
     autocast = autocast_context(device, cfg.amp)
     no_sync = getattr(ddp_model, "no_sync", None)
+    guard = guard or NonFiniteGuard(cfg.on_nonfinite, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    steps = len(loader)  # batches of the whole epoch
     keys, sums = None, None
     n_local, correct = 0, torch.zeros((), dtype=torch.float64, device=device)
     data_time = step_time = 0.0
-    steps = len(loader)
+    first, amp_skipped, nonfinite0 = 0, 0, guard.skipped
+    if resume:
+        first = int(resume["step"])
+        loader.sampler.skip(first * loader.batch_size)
+        keys = list(resume["keys"]) if resume["keys"] else None
+        sums = resume["sums"].to(device) if resume["keys"] else None
+        correct = resume["correct"].to(device)
+        n_local, data_time, step_time = int(resume["n"]), float(resume["data_time"]), float(resume["step_time"])
+        amp_skipped = int(resume.get("amp_skipped", 0))
+        gen.set_state(resume["gen_state"])
     bar = Progress(steps, f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every, enabled=dist.is_main)
     t_epoch = t_prev = time.perf_counter()
-    for step, (clips, target) in enumerate(loader, start=1):
+    for step, (clips, target) in enumerate(loader, start=first + 1):
         t_loaded = time.perf_counter()
         data_time += t_loaded - t_prev
         clips = [c.to(device, non_blocking=True) for c in clips]
@@ -137,10 +185,18 @@ def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, 
         inputs = strategy.inputs(clips, gen)
         total, terms, top = forward_backward(ddp_model, inputs, target, loss_fn, stream_backward=cfg.stream_backward,
                                              autocast=autocast, scaler=scaler, no_sync=no_sync)
-        optimizer_step(model, optimizer, scaler, cfg.clip_grad)
+        terms = {"loss": total, **{k: v for k, v in terms.items() if k != "total"}}
+        amp = scaler is not None and scaler.is_enabled()
+        norm = None if amp else NonFiniteGuard.grad_norm(model)  # fp16: the GradScaler skips inf gradients itself
+        if guard.check(epoch, step, terms, norm):
+            scale = scaler.get_scale() if amp else None
+            optimizer_step(model, optimizer, scaler, cfg.clip_grad)
+            if amp and scaler.get_scale() < scale:  # the scaler found inf/NaN gradients and skipped the update
+                amp_skipped += 1
+        else:
+            optimizer.zero_grad(set_to_none=True)
         scheduler.step()
         b = target.shape[0]
-        terms = {"loss": total, **{k: v for k, v in terms.items() if k != "total"}}
         if keys is None:
             keys = list(terms)
             sums = torch.zeros(len(keys), dtype=torch.float64, device=device)
@@ -150,13 +206,10 @@ def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, 
         if bar.wants_text(step):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            loss_now = float(total)
-            if not math.isfinite(loss_now):
-                raise FloatingPointError(f"epoch {epoch + 1} step {step}: the loss is {loss_now} (lr "
-                                         f"{optimizer.param_groups[0]['lr']:.3g}); lower lr or enable clip_grad")
+            guard.flush()
             elapsed = time.perf_counter() - t_epoch
             text = " ".join(f"{k} {float(v):.4f}" for k, v in terms.items())
-            text += (f" lr {optimizer.param_groups[0]['lr']:.3g} | {n_local * dist.world_size / elapsed:.1f} clips/s"
+            text += (f" lr {optimizer.param_groups[0]['lr']:.3g} | {(n_local - (resume or {}).get('n', 0)) * dist.world_size / max(elapsed, 1e-9):.1f} clips/s"
                      f" data {100 * data_time / max(elapsed, 1e-9):.0f}%")
             if device.type == "cuda":
                 text += f" mem {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
@@ -165,9 +218,18 @@ def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, 
             bar.update(step)
         t_prev = time.perf_counter()
         step_time += t_prev - t_loaded
+        if step < steps and _stop_now(stop, dist, device):
+            guard.flush()
+            partial = {"epoch": epoch, "step": step, "keys": keys, "sums": sums.cpu(), "correct": correct.cpu(),
+                       "n": n_local, "data_time": data_time, "step_time": step_time, "amp_skipped": amp_skipped,
+                       "gen_state": gen.get_state()}
+            bar.close()
+            path = on_stop(partial) if on_stop is not None else None
+            raise Interrupted(stop.signum if stop is not None and stop.signum else 15, path, epoch, step)
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    guard.flush()
     wall = time.perf_counter() - t_epoch
     red = all_reduce_sum(torch.cat([sums, torch.stack([correct]).double(),
                                     torch.tensor([n_local, data_time, step_time, wall], dtype=torch.float64,
@@ -179,6 +241,9 @@ def train_one_epoch(ddp_model: nn.Module, loader, strategy, loss_fn, optimizer, 
     w = dist.world_size
     d, s, t = (red[len(keys) + 2 + i].item() / w for i in range(3))
     row.update({"data_time_s": d, "step_time_s": s, "epoch_time_s": t, "samples_per_s": n / max(t, 1e-9)})
+    row["skipped_steps_nonfinite"] = guard.skipped - nonfinite0
+    if scaler is not None and scaler.is_enabled():
+        row["skipped_steps_amp"] = amp_skipped
     if device.type == "cuda":
         row["peak_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return row
@@ -213,20 +278,29 @@ def _resume(path: Path, model, optimizer, scheduler, scaler, model_frames: tuple
 def fit(config=None, **overrides) -> dict:
     """Train according to ``config`` (a Config, a dict of keys, or a params YAML path) + overrides.
 
-    Returns the final metrics (``metrics.json``'s content, including ``run_dir``).
+    Returns the final metrics (``metrics.json``'s content, including ``run_dir``). Raises
+    :class:`~ffn_core.engine.faults.Interrupted` after SIGTERM/SIGINT (a checkpoint was written),
+    :class:`~ffn_core.engine.faults.RunInUseError` if another run holds ``out_dir``.
     """
     cfg = _as_config(config, overrides)
     owned = not (torch.distributed.is_available() and torch.distributed.is_initialized())
     dist, device = init_distributed(cfg.device)
     try:
-        with cpu_threads(cfg.threads), _determinism(cfg, device):
-            return _fit(cfg, dist, device)
+        with cpu_threads(cfg.threads), _determinism(cfg, device), RunLock(cfg.out_dir, dist.is_main), \
+                StopSignals() as stop:
+            return _fit(cfg, dist, device, stop)
     finally:
         if owned and dist.enabled:
             cleanup_distributed()
 
 
-def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
+def _skipped(bad_log: Path, split: str) -> dict:
+    from ffn_core.data import read_bad_log
+
+    return read_bad_log(bad_log).get(split, {})
+
+
+def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | None = None) -> dict:
     from ffn_core.data import build_dataset
 
     run_dir = Path(cfg.out_dir)
@@ -235,10 +309,11 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
         log(f"note: amp={cfg.amp} needs CUDA; training in float32 on {device}", main)
     _prepare_data(cfg, dist)
     strategy = build_strategy(cfg)
-    train_ds = build_dataset(cfg, "train", frames=strategy.data_frames())
+    bad_log = run_dir / "bad_samples.jsonl"
+    train_ds = build_dataset(cfg, "train", frames=strategy.data_frames(), bad_log=bad_log)
     eval_frames = tuple(sorted(set(cfg.eval_frame_counts) | {strategy.best_frames}))
-    val_loaders = {T: build_eval_loader(build_dataset(cfg, "val", frames=(T,)), cfg.batch_size, cfg.num_workers,
-                                        dist, device) for T in eval_frames}
+    val_sets = {T: build_dataset(cfg, "val", frames=(T,), bad_log=bad_log) for T in eval_frames}
+    val_loaders = {T: build_eval_loader(ds, cfg.batch_size, cfg.num_workers, dist, device) for T, ds in val_sets.items()}
     _seed_all(cfg.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     model = ck.build_model(cfg, train_ds.num_classes, strategy.model_frames(),
                            pretrained="" if cfg.strategy == "finetune" else None)
@@ -254,18 +329,24 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
     scheduler = build_scheduler(optimizer, cfg, len(loader))
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16" and device.type == "cuda")
     loss_fn = strategy.loss_fn()
+    guard = NonFiniteGuard(cfg.on_nonfinite, device)
 
     start_epoch, best, history = 0, {"epoch": 0, "top1": -1.0, "frames": strategy.best_frames}, []
+    partial, pending = None, None
     last_path = run_dir / "last.pt"
     if cfg.resume and last_path.is_file():
         ckpt = _resume(last_path, model, optimizer, scheduler, scaler, strategy.model_frames())
         start_epoch, best, history = int(ckpt["epoch"]), dict(ckpt["best"]), list(ckpt.get("history", []))
+        partial, pending = ckpt.get("partial"), ckpt.get("pending_row")
         rng = ckpt["rng"]  # one state per rank under DDP
         ck.restore_rng(rng[min(dist.rank, len(rng) - 1)] if isinstance(rng, list) else rng)
-        log(f"resume: {last_path} at epoch {start_epoch}/{cfg.epochs}", main)
+        where = (f"epoch {partial['epoch'] + 1} step {partial['step']}" if partial else
+                 f"epoch {start_epoch}/{cfg.epochs}" + (" (its validation first)" if pending else ""))
+        log(f"resume: {last_path} at {where}", main)
     elif cfg.resume:
         log(f"resume: no {last_path} yet; starting from scratch", main)
     if main:
+        ck.remove_stale_temp_files(run_dir)
         save_config(cfg, run_dir / "config.yaml")
         log(f"run dir: {run_dir.resolve()}  ({cfg.strategy}, model {cfg.model} frames {list(model.frames)}, "
             f"{len(train_ds)} train videos, {dist.world_size} process(es) on {device})")
@@ -273,9 +354,26 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
     ddp_model = _wrap_ddp(model, device, dist, cfg)
     results: dict = {}
     t_start = time.perf_counter()
-    for epoch in range(start_epoch, cfg.epochs):
-        row = train_one_epoch(ddp_model, loader, strategy, loss_fn, optimizer, scheduler, scaler, cfg,
-                              epoch=epoch, device=device, dist=dist)
+
+    def state(epoch_done: int, **extra) -> dict:
+        rng = ck.capture_rng() if not dist.enabled else all_gather_objects(ck.capture_rng())
+        return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "epoch": epoch_done, "global_step": scheduler.last_epoch, "best": best, "history": list(csv.rows),
+                "rng": rng, "config": cfg.to_dict(), "frames": list(model.frames), "model_name": cfg.model,
+                "num_classes": train_ds.num_classes, "class_names": list(train_ds.class_names),
+                "strategy": cfg.strategy, "partial": None, "pending_row": None, **extra}
+
+    def save_partial(p: dict) -> Path:
+        st = state(p["epoch"], partial=p)
+        if main:
+            ck.save_checkpoint(last_path, st)
+        barrier()
+        return last_path
+
+    def finish_epoch(epoch: int, row: dict) -> None:
+        """Validate epoch ``epoch`` (0-based, trained) if due, then the final checkpoint and csv row."""
+        nonlocal best, results
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             results = evaluate_loaders(model, val_loaders, device, train_ds.num_classes, dist, cfg.amp)
             for T, r in results.items():
@@ -283,32 +381,70 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device) -> dict:
             top1 = results[strategy.best_frames]["top1"]
             if top1 > best["top1"]:
                 best = {"epoch": epoch + 1, "top1": top1, "frames": strategy.best_frames}
-        row["bad_videos"] = len(getattr(train_ds, "bad_videos", ()))
-        rng = ck.capture_rng() if not dist.enabled else all_gather_objects(ck.capture_rng())
-        if main:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                     "epoch": epoch + 1, "global_step": (epoch + 1) * len(loader), "best": best,
-                     "history": csv.rows + [row], "rng": rng, "config": cfg.to_dict(), "frames": list(model.frames),
-                     "model_name": cfg.model, "num_classes": train_ds.num_classes,
-                     "class_names": list(train_ds.class_names), "strategy": cfg.strategy}
-            ck.save_checkpoint(last_path, state)
-            if best["epoch"] == epoch + 1:
-                ck.save_checkpoint(run_dir / "best.pt", state)
-            csv.append(row)
-            log(_epoch_line(row, cfg, eval_frames))
-        else:
-            csv.rows.append(row)
         barrier()
+        row["bad_videos_train"] = len(_skipped(bad_log, "train"))
+        row["bad_videos_val"] = len(_skipped(bad_log, "val"))
+        csv.rows.append(row)
+        st = state(epoch + 1)
+        if main:
+            ck.save_checkpoint(last_path, st)
+            if best["epoch"] == epoch + 1:
+                ck.save_checkpoint(run_dir / "best.pt", st)
+            csv.write()
+            log(_epoch_line(row, cfg, eval_frames))
+            _report_new_skips(bad_log, reported)
+        barrier()
+
+    reported: set = set()
+    if pending is not None:  # trained, but its validation never finished (a failure or a kill)
+        finish_epoch(start_epoch - 1, dict(pending))
+    first = partial["epoch"] if partial else start_epoch
+    for epoch in range(first, cfg.epochs):
+        if stop is not None and stop.requested:  # a signal during the last validation / checkpoint
+            raise Interrupted(stop.signum, last_path, epoch, 0)
+        row = train_one_epoch(ddp_model, loader, strategy, loss_fn, optimizer, scheduler, scaler, cfg,
+                              epoch=epoch, device=device, dist=dist, resume=partial if epoch == first else None,
+                              stop=stop, on_stop=save_partial, guard=guard)
+        st = state(epoch + 1, pending_row=row)  # the epoch's training is safe before its validation starts
+        if main:
+            ck.save_checkpoint(last_path, st)
+        finish_epoch(epoch, row)
     if not results:  # nothing left to train (resumed a finished run): evaluate the final weights
         results = evaluate_loaders(model, val_loaders, device, train_ds.num_classes, dist, cfg.amp)
     final = _final_metrics(cfg, run_dir, model, results, best, csv.rows, train_ds, time.perf_counter() - t_start)
+    final["bad_videos"] = {split: _skipped(bad_log, split) for split in ("train", "val")}
+    final["short_videos"] = {"train": train_ds.short_videos, "val": {T: ds.short_videos for T, ds in val_sets.items()}}
+    final["skipped_steps_nonfinite"] = sum(int(r.get("skipped_steps_nonfinite") or 0) for r in csv.rows)
     if main:
         write_json(run_dir / "metrics.json", final)
-        log(f"done: best top1 {best['top1']:.2f} at {best['frames']} frames (epoch {best['epoch']}); "
-            f"run dir {run_dir.resolve()}")
+        log(_summary(final, best, run_dir))
     barrier()
     return final
+
+
+def _report_new_skips(bad_log: Path, reported: set) -> None:
+    """Name every skipped video once (workers' skips reach the main process through the log file)."""
+    from ffn_core.data import read_bad_log
+
+    for split, items in read_bad_log(bad_log).items():
+        for path, info in items.items():
+            if (split, path) not in reported:
+                reported.add((split, path))
+                log(f"skipped {split} video {path} ({info['where']}): {info['error']}")
+
+
+def _summary(final: dict, best: dict, run_dir: Path) -> str:
+    line = (f"done: best top1 {best['top1']:.2f} at {best['frames']} frames (epoch {best['epoch']}); "
+            f"run dir {run_dir.resolve()}")
+    for split, items in final["bad_videos"].items():
+        if items:
+            line += f"\n  skipped {len(items)} unreadable {split} video(s): " + ", ".join(sorted(items))
+    for T, r in final.get("eval", {}).items():
+        if r.get("skipped"):
+            line += f"\n  val @{T}: top-1 over {r['num_samples']} clips ({r['skipped']} left out)"
+    if final.get("skipped_steps_nonfinite"):
+        line += f"\n  skipped {final['skipped_steps_nonfinite']} update(s) with a non-finite loss or gradient"
+    return line
 
 
 def _epoch_line(row: dict, cfg: Config, eval_frames) -> str:
@@ -316,7 +452,13 @@ def _epoch_line(row: dict, cfg: Config, eval_frames) -> str:
     line = (f"epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f} train top1 {row['train_top1']:.1f} "
             f"| val top1 {val or '-'} | {row['samples_per_s']:.1f} clips/s, data {row['data_time_s']:.1f}s / "
             f"step {row['step_time_s']:.1f}s")
-    return line + (f", peak {row['peak_mem_mib']:.0f} MiB" if "peak_mem_mib" in row else "")
+    line += f", peak {row['peak_mem_mib']:.0f} MiB" if "peak_mem_mib" in row else ""
+    if row.get("bad_videos_train") or row.get("bad_videos_val"):
+        line += f"; unreadable videos skipped so far: train {row['bad_videos_train']}, val {row['bad_videos_val']}"
+    if row.get("skipped_steps_nonfinite") or row.get("skipped_steps_amp"):
+        line += (f"; updates skipped: {row.get('skipped_steps_nonfinite', 0)} non-finite, "
+                 f"{row.get('skipped_steps_amp', 0)} by the AMP scaler")
+    return line
 
 
 def _final_metrics(cfg, run_dir, model, results, best, rows, train_ds, seconds) -> dict:
@@ -337,7 +479,7 @@ def _final_metrics(cfg, run_dir, model, results, best, rows, train_ds, seconds) 
         "mean_class_top1": {T: r["mean_class_top1"] for T, r in results.items()},
         "per_class_top1": {T: r["per_class_top1"] for T, r in results.items()},
         "routed": {T: r["stream"] for T, r in results.items()}, "class_names": list(train_ds.class_names),
+        "eval": {T: {"num_samples": r["num_samples"], "skipped": r.get("skipped", 0)} for T, r in results.items()},
         "final_epoch": last, "params": count_parameters(model), "gmacs_per_clip": gmacs, "crop_size": cfg.crop_size,
         "train_time_s": seconds, "samples_per_s": last.get("samples_per_s"),
-        "bad_videos": sorted(getattr(train_ds, "bad_videos", ())),
     }
