@@ -37,7 +37,7 @@ def test_tsm_r50_gmacs_per_clip(r50, T, target):
 @pytest.mark.parametrize("T", [4, 8, 16])
 def test_ffn_adds_under_one_percent_flops(r50, T):
     st, ffn = gmacs_per_clip(r50["st"], T), gmacs_per_clip(r50["ffn"], T)
-    assert st < ffn < 1.01 * st
+    assert st <= ffn < 1.01 * st  # WA is folded into the next convolution: no extra MACs
 
 
 def test_ffn_parameter_overhead_r50(r50):

@@ -118,6 +118,36 @@ def test_weight_alteration_init_options_and_gradient():
         WeightAlteration(4, (4,), init="kaiming")
 
 
+
+@pytest.mark.parametrize("frames", FRAME_SETS)
+@pytest.mark.parametrize("dims", [2, 3])
+def test_folding_into_the_next_conv_equals_conv_of_the_altered_input(frames, dims):
+    """Eq. 8: conv(x + phi(x)) == conv with the per-input-channel scale (1 + w) in its kernel, and
+    the gradients of the conv weight, the WA weight and x agree."""
+    torch.manual_seed(0)
+    conv = (nn.Conv2d if dims == 2 else nn.Conv3d)(6, 5, 3, padding=1, bias=True).double()
+    wa = WeightAlteration(6, frames, dims=dims).double()
+    with torch.no_grad():
+        for c in wa.copies.values():
+            c.weight.normal_()
+    shape = (2, 6, 4, 4) if dims == 2 else (2, 6, 3, 4, 4)
+    x = torch.randn(shape, dtype=torch.float64)
+    for t in frames:
+        grads = []
+        for fold in (False, True):
+            xi = x.clone().requires_grad_()
+            conv.zero_grad()
+            wa.zero_grad()
+            with use_stream(wa, t):
+                out = wa.fold_into(conv, xi) if fold else conv(wa(xi))
+            out.square().sum().backward()
+            grads.append((out.detach(), xi.grad, conv.weight.grad.clone(), wa.copy_for(t).weight.grad.clone()))
+        for a, b in zip(*grads):
+            torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="ungrouped conv over 6"):
+        wa.fold_into(nn.Conv2d(6, 6, 1, groups=6).double(), x)
+
+
 ROUTES = {
     (4, 8, 16): {1: 4, 2: 4, 4: 4, 5: 4, 6: 8, 7: 8, 8: 8, 9: 8, 10: 8, 11: 8, 12: 16, 13: 16, 16: 16, 20: 16},
     (4, 16): {2: 4, 4: 4, 8: 4, 9: 4, 10: 16, 12: 16, 16: 16, 24: 16},

@@ -305,7 +305,7 @@ def test_gmacs_at_224_and_tiny_budget():
     g = {t: gmacs_per_clip(st, t, 224) for t in (4, 8)}
     assert abs(g[8] - 35.0) < 3.5 and g[4] == pytest.approx(g[8] / 2, rel=1e-6)  # TEA paper: 35 G at 8 frames
     g_ffn = gmacs_per_clip(ffn, 8, 224)
-    assert g[8] < g_ffn < 1.01 * g[8]
+    assert g[8] <= g_ffn < 1.01 * g[8]  # WA folded into the next conv: no activation-sized work
     tea, tsm = _tiny(), create_model("tsm_tiny_s2", num_classes=5, frames=(4, 8, 16))
     for t in (4, 16):
         assert gmacs_per_clip(tea, t, 32) == pytest.approx(gmacs_per_clip(tsm, t, 32), rel=0.05)

@@ -119,3 +119,19 @@ def test_model_clips_are_isolated(tiny_ffn, T):
     y[1:] = torch.randn_like(y[1:])
     with torch.no_grad():
         torch.testing.assert_close(tiny_ffn(x)[0], tiny_ffn(y)[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("T", [1, 2, 4, 8])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_custom_backward_is_the_shifts_gradient(T, channels_last):
+    """The one-pass backward (shift the other way) equals autograd's gradient of the definition."""
+    x = torch.randn(2 * T, 16, 3, 2, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradcheck(lambda v: temporal_shift(v, T), (x.requires_grad_(),))
+    g = torch.randn(2 * T, 16, 3, 2, dtype=torch.float64)
+    ref = x.detach().clone().requires_grad_()
+    _reference_shift(ref, T).backward(g)
+    y = x.detach().clone().requires_grad_()
+    temporal_shift(y, T).backward(g)
+    torch.testing.assert_close(y.grad, ref.grad, rtol=0, atol=0)

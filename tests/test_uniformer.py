@@ -38,7 +38,7 @@ def test_uniformer_s_gmacs_and_params_at_224():
     for t, fig1 in ((4, 8.1), (8, 17.6), (16, 41.7)):  # FFN paper Fig. 1 (read off the plot)
         g_st, g_ffn = gmacs_per_clip(st, t), gmacs_per_clip(ffn, t)
         assert abs(g_st - fig1) / fig1 < 0.05, (t, g_st)
-        assert g_st < g_ffn < 1.01 * g_st, (t, g_st, g_ffn)  # WA: < 1 %
+        assert g_st <= g_ffn < 1.01 * g_st, (t, g_st, g_ffn)  # WA: a per-channel multiply-add, < 1 %
     assert abs(count_parameters(st) / 1e6 - 21.4) < 0.2  # UniFormer-S: 21.4 M parameters (400 classes)
 
 

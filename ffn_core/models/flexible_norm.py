@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -136,6 +137,25 @@ class StreamAware:
         return state
 
 
+_STREAM_MODULES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _stream_modules(model: nn.Module) -> list:
+    """The stream-aware modules of ``model``, found once per model object (not on every call). A
+    copy (``deepcopy``) is another object and gets its own list; call :func:`forget_stream_modules`
+    after adding stream-aware modules to a model that already ran."""
+    found = _STREAM_MODULES.get(model)
+    if found is None:
+        found = [m for m in model.modules() if isinstance(m, StreamAware)]
+        _STREAM_MODULES[model] = found
+    return found
+
+
+def forget_stream_modules(model: nn.Module) -> None:
+    """Drop ``model``'s cached list of stream-aware modules (after changing its structure)."""
+    _STREAM_MODULES.pop(model, None)
+
+
 @contextlib.contextmanager
 def use_stream(model: nn.Module, stream: int, num_frames: Optional[int] = None) -> Iterator[nn.Module]:
     """Activate ``stream`` (a trained frame count) on every stream-aware module inside ``model``.
@@ -144,7 +164,7 @@ def use_stream(model: nn.Module, stream: int, num_frames: Optional[int] = None) 
     restored on exit, so calls nest and two models never interfere. Yields ``model``.
     """
     state = StreamState(int(stream), int(num_frames if num_frames is not None else stream))
-    modules = [m for m in model.modules() if isinstance(m, StreamAware)]
+    modules = _stream_modules(model)
     saved = [m._stream_state for m in modules]
     for m in modules:
         if isinstance(m, _PerStream) and stream_key(state.stream) not in m._modules:
@@ -218,7 +238,9 @@ class WeightAlteration(_PerStream):
 
     Applied at the input of each residual branch (Fig. 5); the identity shortcut of the block keeps
     the unaltered input. ``phi_T`` has ``channels`` weights per stream and no bias, so it is a learned
-    per-channel scale ``x * (1 + w_c)`` (as in the original code: not a temporal kernel).
+    per-channel scale ``x * (1 + w_c)`` (as in the original code: not a temporal kernel). The weights
+    live in depth-wise ``Conv{2,3}d`` modules (the original's parameter layout and keys), but the
+    forward is that scale as one ``addcmul`` - the same numbers, without a grouped convolution.
 
     Args:
         channels: number of input channels C.
@@ -249,8 +271,27 @@ class WeightAlteration(_PerStream):
 
     reset_flex_parameters = reset_parameters  # the hook backbones call after their own init
 
+    def scale(self) -> torch.Tensor:
+        """``1 + w_c`` of the active stream, shape (C,)."""
+        return 1 + self.active().weight.reshape(-1)
+
+    def fold_into(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``conv(x + phi_T(x))`` computed as ``conv`` with the stream's per-channel scale folded into
+        its kernel: ``W'[o, i] = W[o, i] * (1 + w_i)``. The same function as ``conv(self(x))`` (exact
+        at init, equal to rounding after), but the work is a kernel-sized product instead of
+        activation-sized passes forward and backward: the cheapest form of Eq. 8, ``W* = phi* (x) W``.
+        ``conv`` must be an ungrouped ``Conv2d``/``Conv3d`` over this module's channels."""
+        if conv.groups != 1 or conv.in_channels != self.channels:
+            raise ValueError(f"WeightAlteration.fold_into: needs an ungrouped conv over {self.channels} input "
+                             f"channels, got {conv}")
+        s = self.scale().reshape(1, -1, *([1] * (conv.weight.dim() - 2)))
+        return conv._conv_forward(x, conv.weight * s, conv.bias)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.active()(x)
+        # x + DWConv1x1(x) == x * (1 + w_c): computed as one fused multiply-add instead of a grouped
+        # convolution (the same numbers; oneDNN's depth-wise 1x1 backward cost ~8 % of a tiny FFN step)
+        w = self.active().weight
+        return torch.addcmul(x, x, w.reshape(1, -1, *([1] * (x.dim() - 2))))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, frames={self.frames}, init={self.init}"

@@ -51,13 +51,17 @@ def scaled_widths(widths: Sequence[int], width: float) -> tuple:
 class FlexBlock(nn.Module):
     """Plumbing of a residual block: temporal op, weight alteration, shortcut, final ReLU.
 
-    A subclass builds its body and calls :meth:`_init_flex`, then implements ``_branch(x)``. With
+    A subclass builds its body and calls :meth:`_init_flex`, then implements ``_branch(x)``, whose
+    first convolution goes through :meth:`_conv_in` (the weight alteration folded into its kernel,
+    :meth:`WeightAlteration.fold_into`; a body that cannot do that sets ``fold_alteration = False``
+    and gets ``x + phi_T(x)`` applied to its input instead). With
     ``temporal_at_input`` (default) the injected temporal op runs on the branch input (TSM: the
     shift, then WA); otherwise the body places ``self.temporal`` itself (TEA: after conv1). The
     identity shortcut always gets the unaltered input (paper Fig. 5).
     """
 
     temporal_at_input = True
+    fold_alteration = True  # the branch starts with ``self.conv1``: WA is folded into its kernel
 
     def _init_flex(self, inplanes: int, frames: Sequence[int], weight_alteration: bool, wa_init: str,
                    temporal_layer: Optional[Callable[[int], nn.Module]], temporal_channels: Optional[int] = None):
@@ -68,11 +72,17 @@ class FlexBlock(nn.Module):
     def _branch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _conv_in(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The branch's first convolution, with the weight alteration folded into its kernel."""
+        if self.alter is not None and self.fold_alteration:
+            return self.alter.fold_into(conv, x)
+        return conv(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         if self.temporal_at_input and self.temporal is not None:
             out = self.temporal(out)
-        if self.alter is not None:
+        if self.alter is not None and not self.fold_alteration:
             out = self.alter(out)
         out = self._branch(out)
         identity = x if self.downsample is None else self.downsample(x)
@@ -90,7 +100,7 @@ class BasicBlock(FlexBlock, _tvr.BasicBlock):
         self._init_flex(inplanes, frames, weight_alteration, wa_init, temporal_layer)
 
     def _branch(self, x):
-        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        return self.bn2(self.conv2(self.relu(self.bn1(self._conv_in(self.conv1, x)))))
 
 
 class Bottleneck(FlexBlock, _tvr.Bottleneck):
@@ -104,7 +114,7 @@ class Bottleneck(FlexBlock, _tvr.Bottleneck):
         self._init_flex(inplanes, frames, weight_alteration, wa_init, temporal_layer)
 
     def _branch(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn1(self._conv_in(self.conv1, x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
 

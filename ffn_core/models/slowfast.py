@@ -127,8 +127,9 @@ class _Bottleneck(nn.Module):
         self.c = nn.Conv3d(inner, cout, 1, bias=False)
         self.c_bn = norm(cout)
 
-    def forward(self, x):
-        x = self.a_relu(self.a_bn(self.a(x)))
+    def forward(self, x, alter=None):
+        """``alter``: the block's weight alteration, folded into conv a's kernel (``fold_into``)."""
+        x = self.a_relu(self.a_bn(self.a(x) if alter is None else alter.fold_into(self.a, x)))
         x = self.b_relu(self.b_bn(self.b(x)))
         return self.c_bn(self.c(x))
 
@@ -148,7 +149,7 @@ class _ResBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x):
-        out = self.branch2(self.alter(x) if self.alter is not None else x)
+        out = self.branch2(x, self.alter)  # WA_T folded into conv a: the same as branch2(alter(x))
         identity = x if self.branch1 is None else self.branch1_bn(self.branch1(x))
         return self.relu(out + identity)
 

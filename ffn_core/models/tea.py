@@ -213,7 +213,7 @@ class TEABottleneck(FlexBlock):
         return torch.cat(outs, dim=1)
 
     def _branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn1(self._conv_in(self.conv1, x)))
         if self.temporal is not None:
             out = self.temporal(out)
         return self.bn3(self.conv3(self.aggregate(out)))

@@ -51,12 +51,36 @@ def temporal_shift(x: torch.Tensor, num_frames: int, fold_div: int = 8) -> torch
     fold = c // fold_div
     if fold == 0:
         return x
-    clips = x.reshape(nt // num_frames, num_frames, c, h, w)
-    out = torch.zeros_like(clips)  # preserves the memory format of dense input
-    out[:, :-1, :fold] = clips[:, 1:, :fold]  # from the next frame
-    out[:, 1:, fold : 2 * fold] = clips[:, :-1, fold : 2 * fold]  # from the previous frame
-    out[:, :, 2 * fold :] = clips[:, :, 2 * fold :]
+    return _Shift.apply(x, num_frames, fold)
+
+
+def _shift(x: torch.Tensor, num_frames: int, fold: int, reverse: bool) -> torch.Tensor:
+    """One pass: every element of the output is written once (no zero fill, no second copy).
+    ``reverse`` moves the channels the other way - the gradient of the forward shift."""
+    nt, c, h, w = x.shape
+    src = x.reshape(nt // num_frames, num_frames, c, h, w)  # splits dim 0: a view in any memory format
+    out = torch.empty_like(src)
+    first, second = (slice(0, fold), slice(fold, 2 * fold)) if not reverse else (slice(fold, 2 * fold), slice(0, fold))
+    out[:, :-1, first] = src[:, 1:, first]     # from the next frame
+    out[:, -1:, first] = 0
+    out[:, 1:, second] = src[:, :-1, second]   # from the previous frame
+    out[:, :1, second] = 0
+    out[:, :, 2 * fold:] = src[:, :, 2 * fold:]
     return out.reshape(nt, c, h, w)
+
+
+class _Shift(torch.autograd.Function):
+    """The shift and its gradient (the same shift in the other direction), each in one pass; the
+    autograd of slice assignments into a zero tensor took a fill and several copies each way."""
+
+    @staticmethod
+    def forward(ctx, x, num_frames: int, fold: int):
+        ctx.num_frames, ctx.fold = num_frames, fold
+        return _shift(x, num_frames, fold, reverse=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _shift(grad, ctx.num_frames, ctx.fold, reverse=True), None, None
 
 
 class TemporalShift(StreamAware, nn.Module):
