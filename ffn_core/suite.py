@@ -6,7 +6,9 @@ defaults to the params file's stem). Every notebook gets ``params_file`` and ``o
 paths) plus any ``-p key=value``; the kernel runs with cwd = the repository root and
 ``FFN_HEADLESS=1`` (widgets print a note instead of rendering). The chain stops at the first
 failing notebook and names it, the cell and the error (papermill's PapermillExecutionError).
-Per-notebook wall times go to ``runs/<name>/suite.json``.
+Per-notebook wall times go to ``runs/<name>/suite.json``. While a notebook runs, its milestone lines
+(one per training epoch, evaluation and run started or reused) are printed as ``  NN_name | ...`` and
+kept in ``runs/<name>/progress.log``.
 
 Rerunning resumes: a notebook that finished ``ok`` last time with the same fingerprint (its
 source, its parameters and the contents of the params files) is kept, not executed again - until
@@ -17,14 +19,18 @@ An interrupted notebook runs again, and its training runs continue from their ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
 from ffn_core.config import ConfigError, atomic_write_text, read_params_chain
+
+PROGRESS_ENV = "FFN_PROGRESS_FILE"  # = ffn_core.engine.progress.PROGRESS_ENV (not imported: no torch here)
 
 __all__ = ["NOTEBOOKS", "select_notebooks", "run_suite", "fingerprint", "main"]
 
@@ -114,6 +120,44 @@ def _previous(out: Path) -> dict:
         return {}
 
 
+@contextlib.contextmanager
+def _echo_progress(path: Path, nb: str, enabled: bool = True, every: float = 2.0):
+    """While a notebook runs, print the milestone lines (epochs, evaluations, runs) that its kernel
+    appends to ``path`` (``FFN_PROGRESS_FILE``, see :mod:`ffn_core.engine.progress`)."""
+    os.environ[PROGRESS_ENV] = str(path.resolve())
+    if not enabled:
+        yield
+        return
+    start = path.stat().st_size if path.is_file() else 0
+    done = threading.Event()
+
+    def pump(final: bool = False):
+        nonlocal start
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                data = f.read()
+        except OSError:
+            return
+        cut = len(data) if final else data.rfind(b"\n") + 1  # whole lines only while it is being written
+        for line in data[:cut].decode("utf-8", "replace").splitlines():
+            print(f"  {nb} | {line}", flush=True)
+        start += cut
+
+    def loop():
+        while not done.wait(every):
+            pump()
+
+    t = threading.Thread(target=loop, name="suite-progress", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+        pump(final=True)
+
+
 def _run_chain(selected, nb_dir, out, parameters, root, log_output, params, force: bool = False) -> int:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -138,8 +182,9 @@ def _run_chain(selected, nb_dir, out, parameters, root, log_output, params, forc
         t0 = time.perf_counter()
         print(f"suite: running {nb} ...", flush=True)
         try:
-            pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(root), kernel_name="python3",
-                                progress_bar=False, log_output=log_output, request_save_on_cell_execute=True)
+            with _echo_progress(out / "progress.log", nb, enabled=not log_output):
+                pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(root), kernel_name="python3",
+                                    progress_bar=False, log_output=log_output, request_save_on_cell_execute=True)
         except PapermillExecutionError as e:
             secs = time.perf_counter() - t0
             log["notebooks"][nb] = {"status": "failed", "seconds": round(secs, 1), "cell": e.cell_index,

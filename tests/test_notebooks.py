@@ -101,6 +101,20 @@ def test_suite_ran_every_notebook(chain):
         assert (chain / f"{nb}.ipynb").is_file()
 
 
+def test_suite_logs_one_line_per_epoch_and_evaluation(chain):
+    """Headless runs are not silent: every training epoch and evaluation has a progress.log line
+    (the suite echoes them as the notebook runs)."""
+    lines = (chain / "progress.log").read_text().splitlines()
+    runs = [p.name for p in (chain / "models").iterdir() if (p / "metrics.csv").is_file()]
+    assert runs
+    for run in runs:
+        epochs = len(pd.read_csv(chain / "models" / run / "metrics.csv"))
+        mine = [ln for ln in lines if f" {run}: epoch " in ln]
+        assert len(mine) == epochs, (run, mine)
+    assert any(" evaluated " in ln for ln in lines)
+    assert all(ln[2] == ":" and ln[5] == ":" for ln in lines)  # HH:MM:SS stamps
+
+
 def test_01_data_prep(chain):
     info = json.loads((chain / "results" / "01_data.json").read_text())
     assert info["num_train"] == 36 and info["num_val"] == 36 and info["num_classes"] == len(info["class_names"]) == 18

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ffn_core.config import Config, ConfigError, save_config
+from ffn_core.engine.progress import milestone
 
 from . import runs as R
 from .notebook import NotebookContext
@@ -275,7 +276,7 @@ def train(exps: Sequence[Exp], force: bool = False) -> dict:
     """Train (or reuse) every experiment in order; returns ``{run dir name: metrics}``."""
     out = {}
     for e in exps:
-        print(f"== {e.method} {e.spec} -> {e.run_dir}", flush=True)
+        milestone(f"== {e.method} {e.spec} -> {e.run_dir}")
         out[e.run_dir.name] = R.train_or_load(e.cfg, force=force)
     return out
 

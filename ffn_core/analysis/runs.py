@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -22,6 +23,7 @@ import numpy as np
 import yaml
 
 from ffn_core.config import Config, parse_frames
+from ffn_core.engine.progress import milestone
 
 __all__ = ["IGNORED_KEYS", "config_differences", "train_or_load", "checkpoint_of", "evaluate_runs",
            "load_predictions", "eval_overrides", "model_costs"]
@@ -68,8 +70,7 @@ def train_or_load(cfg: Config, force: bool = False, verbose: bool = True) -> dic
         diff = config_differences(yaml.safe_load(saved.read_text()) or {}, cfg)
         same = not diff
         if same and metrics.is_file() and any((run / f).is_file() for f in ("best.pt", "last.pt")):
-            if verbose:
-                print(f"reuse: {run.name} (same config, {metrics} exists)", flush=True)
+            milestone(f"reuse: {run.name} (same config, {metrics} exists)", verbose)
             return {**json.loads(metrics.read_text()), "reused": True}
         if diff and verbose:
             print(f"retrain: {run.name}: config differs in {diff}", flush=True)
@@ -143,6 +144,7 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
         if missing:
             todo.setdefault(missing, []).append(label)
     for missing, labels in todo.items():
+        t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="ffn_eval_") as tmp:
             # cross_evaluate names rows after the run folder: copy-free aliases keep names unique
             paths = [ckpts[lab] for lab in labels]
@@ -155,6 +157,8 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
                     src = Path(tmp) / f"logits_{row['name'].replace('/', '_')}_T{t}.npz"
                     shutil.copyfile(src, pdir / f"T{t}.npz")
                     (pdir / f"T{t}.json").write_text(json.dumps(_cache_key(ckpts[lab], t, overrides)))
+        milestone(f"evaluated {len(labels)} run(s) at {list(missing)} frames on {overrides['val_list']} "
+                  f"in {time.perf_counter() - t0:.0f} s: {', '.join(labels)}")
     return {label: {t: load_predictions(run, t, list_file) for t in frames} for label, run in runs.items()}
 
 

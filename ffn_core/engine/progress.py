@@ -3,18 +3,40 @@
 Headless (papermill, CI, ``torchrun`` logs: ``sys.stderr`` is not a TTY) output stays small: one line
 per ``log_every`` steps plus one per epoch, because large tqdm/print floods can time out papermill's
 IOPub channel (environment notes). Only rank 0 prints.
+
+:func:`milestone` lines (one per epoch, per evaluation, per run started or reused) are also appended
+to the file named by ``FFN_PROGRESS_FILE`` when that is set: the ``suite`` runner sets it and prints
+the file's new lines while a notebook runs, so a headless ``make reproduce`` is never silent.
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Optional
 
-__all__ = ["Progress", "log"]
+__all__ = ["Progress", "log", "milestone", "PROGRESS_ENV"]
+
+PROGRESS_ENV = "FFN_PROGRESS_FILE"
 
 
 def log(msg: str, enabled: bool = True) -> None:
     if enabled:
         print(msg, flush=True)
+
+
+def milestone(msg: str, enabled: bool = True, where: str = "") -> None:
+    """:func:`log`, plus one timestamped line (prefixed ``where:``) appended to ``$FFN_PROGRESS_FILE``."""
+    if not enabled:
+        return
+    log(msg)
+    path = os.environ.get(PROGRESS_ENV)
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {where + ': ' if where else ''}{msg}\n")
+        except OSError:
+            pass  # progress is a convenience: never fail a run over it
 
 
 class Progress:

@@ -58,7 +58,7 @@ from .faults import Interrupted, NonFiniteGuard, RunLock, StopSignals
 from .loader import build_eval_loader, build_train_loader, sample_seed, set_epoch
 from .metrics import MetricsCSV, write_json
 from .optim import build_optimizer, build_scheduler
-from .progress import Progress, log
+from .progress import Progress, log, milestone
 from .step import autocast_context, forward_backward, optimizer_step
 from .strategies import build_strategy
 
@@ -391,7 +391,7 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | 
             if best["epoch"] == epoch + 1:
                 ck.save_checkpoint(run_dir / "best.pt", st)
             csv.write()
-            log(_epoch_line(row, cfg, eval_frames))
+            milestone(_epoch_line(row, cfg, eval_frames), where=run_dir.name)
             _report_new_skips(bad_log, reported)
         barrier()
 
@@ -417,7 +417,7 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | 
     final["skipped_steps_nonfinite"] = sum(int(r.get("skipped_steps_nonfinite") or 0) for r in csv.rows)
     if main:
         write_json(run_dir / "metrics.json", final)
-        log(_summary(final, best, run_dir))
+        milestone(_summary(final, best, run_dir), where=run_dir.name)
     barrier()
     return final
 
