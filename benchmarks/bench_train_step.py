@@ -12,15 +12,21 @@ Measured in the same run, on random clips (no data loading), with the engine's o
 * ``FFN summed, <other layout>`` - the summed step in the other memory format (channels_last if
   ``--channels-last`` is not given, else NCHW).
 
-Printed: median ms per step, clips/s, and on CUDA the peak allocated memory per step, with the
+Printed: median ms per step, clips/s and, on every device, the peak bytes of activations saved for
+backward in one step (``torch.autograd.graph.saved_tensors_hooks``: every tensor autograd keeps,
+model parameters excluded, counted once per storage while it is alive), plus the peak RSS growth of
+the process during the step on CPU (sampled every 2 ms) or ``max_memory_allocated`` on CUDA; with the
 ratios FFN / (sum of the ST steps) and stream_backward / summed. The paper's claim is that FFN costs
 about the three ST trainings together (it runs three forward/backward passes); stream_backward
-should cost the same time with the peak memory of the largest stream instead of the sum.
+should cost the same time while keeping only one stream's activations alive at a time (ideal for
+4/8/16: 16/28 of the summed step's, -43 %).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import threading
 import time
 
 import torch
@@ -35,25 +41,112 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class SavedActivations:
+    """Peak bytes of the tensors autograd saves for backward (parameters excluded), per storage."""
+
+    def __init__(self, model):
+        self.params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self.live: dict = {}
+        self.current = self.peak = 0
+
+    def pack(self, t):
+        st = t.untyped_storage()
+        key = st.data_ptr()
+        if key in self.params:
+            return t
+        entry = self.live.get(key)
+        if entry is None:
+            self.live[key] = [st.nbytes(), 1]
+            self.current += st.nbytes()
+            self.peak = max(self.peak, self.current)
+        else:
+            entry[1] += 1
+        return _Saved(self, key, t)
+
+    @staticmethod
+    def unpack(h):
+        return h.t if isinstance(h, _Saved) else h
+
+    def release(self, key) -> None:
+        entry = self.live[key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            self.current -= entry[0]
+            del self.live[key]
+
+    def hooks(self):
+        return torch.autograd.graph.saved_tensors_hooks(self.pack, self.unpack)
+
+
+class _Saved:
+    __slots__ = ("owner", "key", "t")
+
+    def __init__(self, owner, key, t):
+        self.owner, self.key, self.t = owner, key, t
+
+    def __del__(self):
+        self.owner.release(self.key)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class RSSPeak:
+    """Peak resident-set growth over a ``with`` block (a thread samples /proc/self/statm)."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.base
+
+
 def measure(model, inputs, target, loss_fn, device, amp: str, stream_backward: bool, iters: int, warmup: int) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16" and device.type == "cuda")
     autocast = autocast_context(device, amp)
     times = []
+
+    def step():
+        forward_backward(model, inputs, target, loss_fn, stream_backward=stream_backward, autocast=autocast,
+                         scaler=scaler)
+        optimizer_step(model, opt, scaler)
+
     for i in range(warmup + iters):
         if device.type == "cuda" and i == warmup:
             torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
         t0 = time.perf_counter()
-        forward_backward(model, inputs, target, loss_fn, stream_backward=stream_backward, autocast=autocast,
-                         scaler=scaler)
-        optimizer_step(model, opt, scaler)
+        step()
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     out = {"ms": 1000 * statistics.median(times)}
     if device.type == "cuda":
         out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    saved = SavedActivations(model)  # one more step, counted (not timed: the hooks cost time)
+    with saved.hooks(), RSSPeak() as rss:
+        step()
+        _sync(device)
+    out["saved_mib"] = saved.peak / 2**20
+    if device.type == "cpu":
+        out["rss_mib"] = rss.growth / 2**20
     return out
 
 
@@ -106,15 +199,24 @@ def main(argv=None) -> int:
 
     st_sum = sum(results[f"ST-{t}"]["ms"] for t in frames)
     st_peak = max((results[f"ST-{t}"].get("peak_mib", 0) for t in frames), default=0)
-    print(f"{'step':<22}{'ms/step':>10}{'clips/s':>10}{'peak MiB':>10}")
+    mem = "peak MiB" if device.type == "cuda" else "RSS+ MiB"
+    print(f"{'step':<26}{'ms/step':>10}{'clips/s':>10}{'saved MiB':>11}{mem:>10}")
     for name, r in results.items():
-        peak = f"{r['peak_mib']:10.0f}" if "peak_mib" in r else f"{'-':>10}"
-        print(f"{name:<22}{r['ms']:10.1f}{1000 * a.batch / r['ms']:10.1f}{peak}")
-    print(f"{'sum of ST steps':<22}{st_sum:10.1f}")
+        peak = r.get("peak_mib", r.get("rss_mib"))
+        print(f"{name:<26}{r['ms']:10.1f}{1000 * a.batch / r['ms']:10.1f}{r['saved_mib']:11.1f}"
+              + (f"{peak:10.0f}" if peak is not None else f"{'-':>10}"))
+    print(f"{'sum of ST steps':<26}{st_sum:10.1f}")
     s, sb = results["FFN summed"], results["FFN stream_backward"]
     print(f"ratio FFN summed / sum of ST steps:       time {s['ms'] / st_sum:.2f}x")
-    print(f"ratio stream_backward / summed backward:  time {sb['ms'] / s['ms']:.2f}x"
+    print(f"ratio stream_backward / summed backward:  time {sb['ms'] / s['ms']:.2f}x, saved activations "
+          f"{sb['saved_mib'] / s['saved_mib']:.2f}x ({100 * (sb['saved_mib'] / s['saved_mib'] - 1):+.0f} %)"
           + (f", peak memory {sb['peak_mib'] / s['peak_mib']:.2f}x" if "peak_mib" in s else ""))
+    if device.type == "cpu":
+        import resource
+
+        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB "
+              "(RSS+ per step is growth over the step before it: the allocator reuses freed memory, so it is "
+              "a lower bound, not a per-variant peak)")
     o = results[f"FFN summed, {layout}"]
     print(f"ratio FFN summed {layout} / {'channels_last' if a.channels_last else 'NCHW'}:  time {o['ms'] / s['ms']:.2f}x")
     if "peak_mib" in s:

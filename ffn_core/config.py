@@ -90,7 +90,7 @@ class Config:
     lr_steps: tuple = ()               # epochs at which step schedule multiplies lr by 0.1
     warmup_epochs: float = 0.0
     clip_grad: float = 0.0             # max grad L2 norm (0: off); unscaled first under AMP
-    amp: str = "none"                  # none | bf16 | fp16 (CUDA only)
+    amp: str = "none"                  # none | bf16 (CUDA, or CPU autocast) | fp16 (CUDA only)
     channels_last: bool = False        # NHWC activations (faster convolutions on CUDA and on CPU oneDNN)
     stream_backward: bool = False      # back-propagate stream by stream (lower peak memory)
     fc_lr_mult: bool = True            # classifier weight lr x5, bias lr x10 (TSM recipe); false for AdamW recipes

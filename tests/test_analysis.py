@@ -643,3 +643,17 @@ def test_report_section_names_differing_epochs_and_skips_rows_without_a_run():
                      ignore_index=True)
     text = report._section("Design ablation (Table 4)", rows, paper_numbers.paper_table("table4"))
     assert "Epochs differ between rows: FFN 4/16 12, w/o SN 2." in text
+
+
+def test_seed_spread_table():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "seed_spread.py"
+    spec = importlib.util.spec_from_file_location("seed_spread", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    df = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "method": ["ST"] * 3 + ["FFN"] * 3, "frames": [4] * 6,
+                       "top1": [60.0, 62.0, 64.0, 70.0, 70.0, 73.0]})
+    t = mod.spread(df).set_index("method")
+    assert t.loc["ST", "mean"] == 62.0 and t.loc["ST", "std"] == pytest.approx(2.0)
+    assert (t.loc["FFN", "min"], t.loc["FFN", "max"], t.loc["FFN", "seeds"]) == (70.0, 73.0, 3)

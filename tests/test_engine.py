@@ -377,3 +377,51 @@ def test_headless_progress_logs_every_n_steps(capsys):
     bar.close()
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["epoch 1/1 step 5/12 loss 1.0", "epoch 1/1 step 10/12 loss 1.0", "epoch 1/1 step 12/12 loss 1.0"]
+
+
+# ---- the CUDA code paths, exercised on CPU where PyTorch allows (issue 14.5) --------------------
+def test_bf16_autocast_runs_on_cpu_in_fit_and_evaluate(data_root, tmp_path):
+    """amp=bf16 takes the autocast path on CPU as on CUDA: the forward runs in bfloat16, the weights
+    and checkpoint stay float32, and training and evaluation give finite numbers."""
+    from ffn_core.engine.step import autocast_context
+
+    model = create_model("tsm_tiny", num_classes=3, frames=(2, 4))
+    with autocast_context(torch.device("cpu"), "bf16")():
+        assert model(torch.randn(2, 2, 3, 16, 16), stream=2).dtype == torch.bfloat16
+    assert autocast_context(torch.device("cpu"), "fp16") is autocast_context(torch.device("cpu"), "none")
+    m = fit(make_cfg(data_root, tmp_path, amp="bf16"))
+    assert math.isfinite(m["final_epoch"]["train_loss"]) and all(0 <= v <= 100 for v in m["top1"].values())
+    state = read_checkpoint(tmp_path / "last.pt")["model"]
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+
+
+def test_fp16_gradscaler_unscale_then_clip_trains_on_cpu(data_root, tmp_path, monkeypatch):
+    """fit's fp16 path (GradScaler scale -> unscale_ -> clip -> step -> update) with a CPU scaler:
+    the same calls a CUDA run makes, so a typo there fails here first."""
+    import ffn_core.engine.train as tm
+
+    real = torch.amp.GradScaler
+    made = []
+
+    def scaler(device, enabled=False):
+        made.append(real("cpu", init_scale=2.0 ** 8, enabled=True))
+        return made[-1]
+
+    monkeypatch.setattr(tm.torch.amp, "GradScaler", scaler)
+    m = fit(make_cfg(data_root, tmp_path, amp="fp16", clip_grad=1.0, strategy="st", frames=(2,)))
+    assert made and made[0].get_scale() > 0 and math.isfinite(m["final_epoch"]["train_loss"])
+
+
+def test_cuda_loader_and_cudnn_flags_without_a_gpu(data_root):
+    """pin_memory/non-blocking copies and cudnn.benchmark are chosen for a CUDA device and restored."""
+    from ffn_core.engine.loader import _loader_kwargs
+    from ffn_core.engine.train import _determinism
+
+    assert _loader_kwargs(0, torch.device("cuda"))["pin_memory"] is True
+    assert _loader_kwargs(2, torch.device("cpu"))["pin_memory"] is False
+    before = torch.backends.cudnn.benchmark
+    with _determinism(make_cfg(data_root, "unused"), torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark is True
+    with _determinism(make_cfg(data_root, "unused", deterministic=True), torch.device("cuda")):
+        assert torch.backends.cudnn.benchmark is False and torch.are_deterministic_algorithms_enabled()
+    assert torch.backends.cudnn.benchmark == before and not torch.are_deterministic_algorithms_enabled()

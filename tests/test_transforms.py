@@ -128,3 +128,23 @@ def test_bad_input_and_parameters():
         build_transform(False, 24, 28, (0.5,), STD, flip=False)
     with pytest.raises(ValueError, match="scales"):
         build_transform(True, 24, 28, MEAN, STD, flip=False, scales=(1.5,))
+
+
+@pytest.mark.parametrize("train,test_crops", [(True, 1), (False, 1), (False, 3)])
+def test_normalisation_is_torchvisions(train, test_crops):
+    """The fused normalisation equals v2.ToDtype(scale=True) + v2.Normalize on the same crops."""
+    from ffn_core._tv import torchvision  # noqa: F401  (the import workaround first)
+    from torchvision.transforms import v2
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    t = build_transform(train, 16, 16, mean, std, flip=False, scales=[1.0], test_crops=test_crops)
+    x = torch.randint(0, 256, (3, 3, 16, 20), dtype=torch.uint8)
+    ref = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+    got = t(x)
+    crops = [x[..., :, 2:18]] if test_crops == 1 else [x[..., :, 0:16], x[..., :, 2:18], x[..., :, 4:20]]
+    if train:  # scale 1.0 of a 16x20 frame: a 16x16 crop at one of the fixed offsets, so compare per offset
+        assert any(torch.allclose(got, ref(x[..., :, o:o + 16]), atol=1e-5) for o in range(0, 5))
+    else:
+        want = torch.stack([ref(c) for c in crops]) if test_crops == 3 else ref(crops[0])
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert got.dtype == torch.float32

@@ -408,8 +408,10 @@ class VideoListDataset(Dataset):
         views = x if self.test_crops == 3 else x.unsqueeze(0)  # (crops, U, 3, h, w)
         K = len(self.frames)
         clips = []
+        pos = [torch.from_numpy(p) for p in pos]  # tensor indices: index_select, not numpy fancy indexing
         for k in range(K):
-            per_view = [views[j][pos[c * K + k]] for c in range(self.num_clips) for j in range(self.test_crops)]
+            per_view = [views[j].index_select(0, pos[c * K + k]) for c in range(self.num_clips)
+                        for j in range(self.test_crops)]
             clips.append(per_view[0] if len(per_view) == 1 else torch.stack(per_view))
         return tuple(clips)
 

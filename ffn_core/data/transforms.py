@@ -104,7 +104,11 @@ class ClipTransform:
             if test_crops == 1:
                 steps.append(v2.CenterCrop(crop_size))
             self.spatial = v2.Compose(steps)
-        self.normalize = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        # (x / 255 - mean) / std as one subtract and one multiply on the uint8 frames (the same
+        # function as v2.ToDtype(scale=True) + v2.Normalize, equal to float rounding, without their
+        # per-call dispatch: ~0.1 ms of a 0.6 ms sample on the cpu tier)
+        self._shift = torch.tensor([255.0 * m for m in mean]).view(3, 1, 1)
+        self._scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1)
 
     def _three_crops(self, video: torch.Tensor) -> list:
         h, w = video.shape[-2:]
@@ -119,10 +123,14 @@ class ClipTransform:
                 or frames.shape[1] != 3:
             got = f"{frames.dtype} {tuple(frames.shape)}" if isinstance(frames, torch.Tensor) else type(frames).__name__
             raise ValueError(f"clip transform: expected a uint8 tensor (N, 3, H, W), got {got}")
-        video = self.spatial(tv_tensors.Video(frames))
+        video = self.spatial(tv_tensors.Video(frames)).as_subclass(torch.Tensor)
         if self.test_crops == 3:
-            return torch.stack([self.normalize(v).as_subclass(torch.Tensor) for v in self._three_crops(video)])
-        return self.normalize(video).as_subclass(torch.Tensor)
+            return torch.stack([self.normalize(v) for v in self._three_crops(video)])
+        return self.normalize(video)
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(..., 3, h, w)`` -> float32 ``(x / 255 - mean) / std``."""
+        return frames.to(torch.float32).sub_(self._shift).mul_(self._scale)
 
     def __repr__(self) -> str:
         return (f"ClipTransform(train={self.train}, crop_size={self.crop_size}, resize={self.resize}, "

@@ -25,13 +25,19 @@ def log(msg: str, enabled: bool = True) -> None:
         print(msg, flush=True)
 
 
-def milestone(msg: str, enabled: bool = True, where: str = "") -> None:
-    """:func:`log`, plus one timestamped line (prefixed ``where:``) appended to ``$FFN_PROGRESS_FILE``."""
+def milestone(msg: str, enabled: bool = True, where: str | os.PathLike = "") -> None:
+    """:func:`log`, plus one timestamped line appended to ``$FFN_PROGRESS_FILE``, prefixed ``where:``
+    (a run dir is written relative to the progress file's folder, e.g. ``models/uniformer_xs/st_8_e12``)."""
     if not enabled:
         return
     log(msg)
     path = os.environ.get(PROGRESS_ENV)
     if path:
+        if isinstance(where, os.PathLike):
+            try:
+                where = os.path.relpath(os.path.abspath(where), os.path.dirname(os.path.abspath(path)))
+            except ValueError:  # another drive (Windows)
+                where = os.fspath(where)
         try:
             with open(path, "a", encoding="utf-8") as f:
                 f.write(f"{time.strftime('%H:%M:%S')} {where + ': ' if where else ''}{msg}\n")

@@ -27,11 +27,12 @@ __all__ = ["forward_backward", "optimizer_step", "autocast_context"]
 
 
 def autocast_context(device: torch.device, amp: str) -> Callable[[], contextlib.AbstractContextManager]:
-    """A factory of autocast contexts (``bf16``/``fp16`` on CUDA; a no-op elsewhere or for ``none``)."""
-    if amp == "none" or device.type != "cuda":
+    """A factory of autocast contexts: ``bf16`` on CUDA and on CPU (PyTorch's CPU autocast: the same
+    code path as on a GPU, so CPU tests exercise it), ``fp16`` on CUDA only; a no-op otherwise."""
+    if amp == "none" or device.type not in ("cuda", "cpu") or (amp == "fp16" and device.type != "cuda"):
         return contextlib.nullcontext
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return lambda: torch.autocast(device_type="cuda", dtype=dtype)
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _key(stream, x) -> int:

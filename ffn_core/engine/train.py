@@ -300,13 +300,23 @@ def _skipped(bad_log: Path, split: str) -> dict:
     return read_bad_log(bad_log).get(split, {})
 
 
+def _cpu_has_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | None = None) -> dict:
     from ffn_core.data import build_dataset
 
     run_dir = Path(cfg.out_dir)
     main = dist.is_main
-    if cfg.amp != "none" and device.type != "cuda":
-        log(f"note: amp={cfg.amp} needs CUDA; training in float32 on {device}", main)
+    if cfg.amp == "fp16" and device.type != "cuda":
+        log(f"note: amp=fp16 needs CUDA; training in float32 on {device} (amp=bf16 runs on CPU too)", main)
+    elif cfg.amp == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
+        log("note: this CPU has no native bfloat16 (avx512_bf16 / AMX): amp=bf16 is emulated here and slower "
+            "than amp=none", main)
     _prepare_data(cfg, dist)
     strategy = build_strategy(cfg)
     bad_log = run_dir / "bad_samples.jsonl"
@@ -391,7 +401,7 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | 
             if best["epoch"] == epoch + 1:
                 ck.save_checkpoint(run_dir / "best.pt", st)
             csv.write()
-            milestone(_epoch_line(row, cfg, eval_frames), where=run_dir.name)
+            milestone(_epoch_line(row, cfg, eval_frames), where=run_dir)
             _report_new_skips(bad_log, reported)
         barrier()
 
@@ -417,7 +427,7 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | 
     final["skipped_steps_nonfinite"] = sum(int(r.get("skipped_steps_nonfinite") or 0) for r in csv.rows)
     if main:
         write_json(run_dir / "metrics.json", final)
-        milestone(_summary(final, best, run_dir), where=run_dir.name)
+        milestone(_summary(final, best, run_dir), where=run_dir)
     barrier()
     return final
 
