@@ -40,11 +40,13 @@ def conv_shapes(model: nn.Module, clip: torch.Tensor) -> list[tuple[nn.Conv2d, t
     return seen
 
 
-def _time(fn, iters: int, warmup: int = 2) -> float:
+def _time(fn, iters: int, warmup: int = 2, device: torch.device = torch.device("cpu")) -> float:
     times = []
     for i in range(warmup + iters):
         t0 = time.perf_counter()
         fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
@@ -52,6 +54,7 @@ def _time(fn, iters: int, warmup: int = 2) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
     p.add_argument("--model", default="tsm_tiny_s2")
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--batch", type=int, default=32)
@@ -61,18 +64,19 @@ def main(argv=None) -> int:
     p.add_argument("--nchw", action="store_true", help="NCHW instead of channels_last")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
     frames = [int(t) for t in a.frames.split(",")]
-    model = create_model(a.model, num_classes=10, frames=(max(frames),)).train()
+    model = create_model(a.model, num_classes=10, frames=(max(frames),)).to(device).train()
     if not a.nchw:
         model = to_channels_last(model)
     fmt = torch.contiguous_format if a.nchw else torch.channels_last
-    shapes = conv_shapes(model, torch.randn(1, 1, 3, a.size, a.size))
+    shapes = conv_shapes(model, torch.randn(1, 1, 3, a.size, a.size, device=device))
     sep_total = pack_total = 0.0
-    print(f"model {a.model}, {a.size} px, batch {a.batch}, frames {frames}, {a.threads} thread(s), "
+    print(f"device {device}, model {a.model}, {a.size} px, batch {a.batch}, frames {frames}, {a.threads} thread(s), "
           f"{'NCHW' if a.nchw else 'channels_last'}; median of {a.iters}")
     print(f"{'conv':<34}{'input':>16}{'separate ms':>13}{'packed ms':>11}{'ratio':>7}")
     for conv, shape in shapes:
-        xs = [torch.randn(a.batch * t, *shape).contiguous(memory_format=fmt).requires_grad_(True) for t in frames]
+        xs = [torch.randn(a.batch * t, *shape, device=device).contiguous(memory_format=fmt).requires_grad_(True) for t in frames]
 
         def separate():
             outs = [conv(x) for x in xs]
@@ -83,7 +87,7 @@ def main(argv=None) -> int:
             parts = out.split([x.shape[0] for x in xs])
             torch.autograd.backward(parts, [torch.ones_like(o) for o in parts])
 
-        ts, tp = _time(separate, a.iters), _time(packed, a.iters)
+        ts, tp = _time(separate, a.iters, device=device), _time(packed, a.iters, device=device)
         sep_total, pack_total = sep_total + ts, pack_total + tp
         name = f"{conv.in_channels}->{conv.out_channels} k{conv.kernel_size[0]} s{conv.stride[0]}"
         print(f"{name:<34}{'x'.join(map(str, shape)):>16}{1000 * ts:13.2f}{1000 * tp:11.2f}{tp / ts:7.2f}")

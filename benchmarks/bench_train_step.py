@@ -20,6 +20,12 @@ ratios FFN / (sum of the ST steps) and stream_backward / summed. The paper's cla
 about the three ST trainings together (it runs three forward/backward passes); stream_backward
 should cost the same time while keeping only one stream's activations alive at a time (ideal for
 4/8/16: 16/28 of the summed step's, -43 %).
+
+Throughput and MFU: every row also gets its achieved TFLOP/s, counting a training step as 3x the
+forward FLOPs (2 FLOPs per MAC, MACs from ``ffn_core.models.accounting.gmacs_per_clip``), and, with
+``--peak-tflops`` (or on a CUDA device listed in ``PEAK_BF16_TFLOPS``: the vendor's stated dense
+bf16 peak), MFU = achieved / peak. ``--profile`` prints ``torch.profiler``'s top operators of one
+FFN step (where the time goes beyond the three streams' own convolutions).
 """
 from __future__ import annotations
 
@@ -34,6 +40,47 @@ import torch
 from ffn_core.engine.step import autocast_context, forward_backward, optimizer_step
 from ffn_core.losses import MFALoss
 from ffn_core.models import create_model, to_channels_last
+
+
+#: Vendor-stated dense bf16 tensor-core peaks (TFLOP/s, no sparsity), matched against the CUDA name.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
+                    "H100 NVL": 835.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "RTX 4090": 165.0}
+
+
+def device_peak_tflops(device: torch.device, given: float) -> tuple[float, str]:
+    """``(peak TFLOP/s, where it comes from)``; 0 when unknown."""
+    if given:
+        return given, "--peak-tflops"
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        for key, peak in PEAK_BF16_TFLOPS.items():
+            if key in name:
+                return peak, f"{name}: stated dense bf16 peak"
+    return 0.0, ""
+
+
+def train_tflop_per_clip(model, frames, size: int) -> float:
+    """3x forward FLOPs of one clip through every stream in ``frames`` (TFLOP)."""
+    from ffn_core.models.accounting import gmacs_per_clip
+
+    return sum(3 * 2 * gmacs_per_clip(model, t, size=size) for t in frames) / 1e3
+
+
+def profile_step(model, inputs, target, loss_fn, device, amp: str, rows: int = 15) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    autocast = autocast_context(device, amp)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        forward_backward(model, inputs, target, loss_fn, autocast=autocast)
+        optimizer_step(model, opt, None)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        forward_backward(model, inputs, target, loss_fn, autocast=autocast)
+        optimizer_step(model, opt, None)
+        _sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=key, row_limit=rows))
 
 
 def _sync(device: torch.device) -> None:
@@ -168,6 +215,8 @@ def main(argv=None) -> int:
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"))
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave the default)")
+    p.add_argument("--peak-tflops", type=float, default=0.0, help="the device's peak TFLOP/s for MFU")
+    p.add_argument("--profile", action="store_true", help="print torch.profiler's top operators of one FFN step")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -197,14 +246,24 @@ def main(argv=None) -> int:
     layout = "NCHW" if a.channels_last else "channels_last"
     results[f"FFN summed, {layout}"] = measure(other, inputs, target, loss, device, a.amp, False, a.iters, a.warmup)
 
+    if a.profile:
+        profile_step(ffn, inputs, target, loss, device, a.amp)
+    flop = {f"ST-{t}": train_tflop_per_clip(ffn, (t,), a.size) for t in frames}
+    flop.update({name: train_tflop_per_clip(ffn, frames, a.size) for name in results if name.startswith("FFN")})
+    peak, peak_src = device_peak_tflops(device, a.peak_tflops)
     st_sum = sum(results[f"ST-{t}"]["ms"] for t in frames)
     st_peak = max((results[f"ST-{t}"].get("peak_mib", 0) for t in frames), default=0)
     mem = "peak MiB" if device.type == "cuda" else "RSS+ MiB"
-    print(f"{'step':<26}{'ms/step':>10}{'clips/s':>10}{'saved MiB':>11}{mem:>10}")
+    print(f"{'step':<26}{'ms/step':>10}{'clips/s':>10}{'saved MiB':>11}{mem:>10}{'TFLOP/s':>9}"
+          + (f"{'MFU':>7}" if peak else ""))
     for name, r in results.items():
-        peak = r.get("peak_mib", r.get("rss_mib"))
+        mem_v = r.get("peak_mib", r.get("rss_mib"))
+        tflops = flop[name] * a.batch / (r["ms"] / 1000)
         print(f"{name:<26}{r['ms']:10.1f}{1000 * a.batch / r['ms']:10.1f}{r['saved_mib']:11.1f}"
-              + (f"{peak:10.0f}" if peak is not None else f"{'-':>10}"))
+              + (f"{mem_v:10.0f}" if mem_v is not None else f"{'-':>10}") + f"{tflops:9.3f}"
+              + (f"{100 * tflops / peak:6.1f}%" if peak else ""))
+    if peak:
+        print(f"MFU = achieved / {peak:.0f} TFLOP/s ({peak_src}); a step = 3x forward FLOPs")
     print(f"{'sum of ST steps':<26}{st_sum:10.1f}")
     s, sb = results["FFN summed"], results["FFN stream_backward"]
     print(f"ratio FFN summed / sum of ST steps:       time {s['ms'] / st_sum:.2f}x")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ffn_core {synth,prepare,train,eval,suite,models} ...``.
+"""Command line: ``python -m ffn_core {synth,prepare,train,eval,predict,split-calib,suite,models} ...``.
 
 Each sub-command lives in its own module and is imported lazily, so ``--help`` stays fast.
 """
@@ -11,6 +11,8 @@ COMMANDS = {
     "prepare": ("ffn_core.data.prepare", "turn an official dataset release into TSN lists"),
     "train": ("ffn_core.engine.cli", "train a model (ST, FFN, baselines) from params + key=value"),
     "eval": ("ffn_core.engine.cli", "cross-evaluate checkpoints at any frame counts"),
+    "predict": ("ffn_core.engine.predict", "classify video files / frame folders at a frame count, budget or cascade"),
+    "split-calib": ("ffn_core.data.calib", "hold out a class-stratified calib.txt from a training list"),
     "suite": ("ffn_core.suite", "run the notebook chain with papermill"),
     "models": ("ffn_core.models.accounting", "list the registered models: parameters and GMACs per clip"),
 }
@@ -18,7 +20,7 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = ["usage: python -m ffn_core COMMAND [args]", "", "commands:"]
-    lines += [f"  {name:<8} {doc}" for name, (_, doc) in COMMANDS.items()]
+    lines += [f"  {name:<12} {doc}" for name, (_, doc) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -157,7 +157,7 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
                     src = Path(tmp) / f"logits_{row['name'].replace('/', '_')}_T{t}.npz"
                     shutil.copyfile(src, pdir / f"T{t}.npz")
                     (pdir / f"T{t}.json").write_text(json.dumps(_cache_key(ckpts[lab], t, overrides)))
-        milestone(f"evaluated {len(labels)} run(s) at {list(missing)} frames on {overrides['val_list']} "
+        milestone(f"evaluated {len(labels)} run(s) at {list(missing)} frames on {overrides['val_list'] or 'val.txt'} "
                   f"in {time.perf_counter() - t0:.0f} s: {', '.join(labels)}")
     return {label: {t: load_predictions(run, t, list_file) for t in frames} for label, run in runs.items()}
 
