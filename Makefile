@@ -22,7 +22,13 @@ reproduce: setup
 smoke: setup
 	$(PY) -m ffn_core suite --params params/smoke.yaml
 
-test: setup lint
+EXPORT_STAMP := $(VENV)/.ffn-export-installed
+
+$(EXPORT_STAMP): $(STAMP) requirements-export.txt
+	$(PY) -m pip install -q -r requirements-export.txt
+	@touch $(EXPORT_STAMP)
+
+test: setup lint $(EXPORT_STAMP)
 	$(PY) -m pytest
 
 lint: setup

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ffn_core {synth,prepare,train,eval,predict,split-calib,suite,models} ...``.
+"""Command line: ``python -m ffn_core {synth,prepare,train,eval,predict,export,split-calib,suite,models} ...``.
 
 Each sub-command lives in its own module and is imported lazily, so ``--help`` stays fast.
 """
@@ -12,6 +12,7 @@ COMMANDS = {
     "train": ("ffn_core.engine.cli", "train a model (ST, FFN, baselines) from params + key=value"),
     "eval": ("ffn_core.engine.cli", "cross-evaluate checkpoints at any frame counts"),
     "predict": ("ffn_core.engine.predict", "classify video files / frame folders at a frame count, budget or cascade"),
+    "export": ("ffn_core.engine.export", "write one stream as a plain TorchScript / ONNX model (norms, WA folded)"),
     "split-calib": ("ffn_core.data.calib", "hold out a class-stratified calib.txt from a training list"),
     "suite": ("ffn_core.suite", "run the notebook chain with papermill"),
     "models": ("ffn_core.models.accounting", "list the registered models: parameters and GMACs per clip"),

@@ -72,6 +72,10 @@ class FlexBlock(nn.Module):
     def _branch(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def alteration_target(self) -> Optional[str]:
+        """The conv the weight alteration is folded into (export: ``models.export.stream_into``)."""
+        return "conv1" if self.fold_alteration else None
+
     def _conv_in(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The branch's first convolution, with the weight alteration folded into its kernel."""
         if self.alter is not None and self.fold_alteration:

@@ -137,6 +137,8 @@ class _Bottleneck(nn.Module):
 class _ResBlock(nn.Module):
     """WA_T -> bottleneck, plus the (projection) shortcut of the unaltered input, then ReLU."""
 
+    alteration_target = "branch2.a"  # the conv WA_T is folded into (training and export)
+
     def __init__(self, cin, cout, inner, kt, stride, norm, frames, weight_alteration, wa_init):
         super().__init__()
         if cin != cout or stride != 1:

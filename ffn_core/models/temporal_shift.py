@@ -51,7 +51,9 @@ def temporal_shift(x: torch.Tensor, num_frames: int, fold_div: int = 8) -> torch
     fold = c // fold_div
     if fold == 0:
         return x
-    return _Shift.apply(x, num_frames, fold)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Shift.apply(x, num_frames, fold)
+    return _shift(x, num_frames, fold, reverse=False)  # inference / export: plain tensor ops
 
 
 def _shift(x: torch.Tensor, num_frames: int, fold: int, reverse: bool) -> torch.Tensor:

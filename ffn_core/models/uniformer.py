@@ -176,6 +176,8 @@ class _Mlp(nn.Sequential):
 class _Block(nn.Module):
     """Shared start of both block types: weight alteration (optional) then the DPE residual."""
 
+    alteration_target = None  # WA's output feeds the DPE conv AND the residual: no single kernel absorbs it
+
     def _init_start(self, dim: int, frames, weight_alteration: bool, wa_init: str, drop_path: float):
         self.alter = WeightAlteration(dim, frames, init=wa_init, dims=3) if weight_alteration else None
         self.pos_embed = DepthwiseConv3d(dim, 3)
