@@ -162,28 +162,23 @@ def fold_norms(model: nn.Module, example: torch.Tensor) -> dict:
     after, before = [], []
     keep_alive = []
 
-    def count(m, *_):
-        calls[m] = calls.get(m, 0) + 1
+    def consumer(pairs: list, producers: dict):
+        """Pre-hook: count the call; pair (producer of this input, this module) when there is one."""
+        def hook(m, args):
+            calls[m] = calls.get(m, 0) + 1
+            src = producers.get(id(args[0]))
+            if src is not None:
+                pairs.append((src, m))
+        return hook
 
-    def conv_pre(m, args):
-        count(m)
-        bn = bn_out.get(id(args[0]))
-        if bn is not None:
-            before.append((bn, m))
+    def producer(outputs: dict):
+        def hook(m, args, out):
+            outputs[id(out)] = m
+            keep_alive.append(out)  # ids stay unique while the hooks run
+        return hook
 
-    def conv_post(m, args, out):
-        conv_out[id(out)] = m
-        keep_alive.append(out)
-
-    def bn_pre(m, args):
-        count(m)
-        conv = conv_out.get(id(args[0]))
-        if conv is not None:
-            after.append((conv, m))
-
-    def bn_post(m, args, out):
-        bn_out[id(out)] = m
-        keep_alive.append(out)
+    conv_pre, conv_post = consumer(before, bn_out), producer(conv_out)
+    bn_pre, bn_post = consumer(after, conv_out), producer(bn_out)
 
     handles = []
     for m in model.modules():
