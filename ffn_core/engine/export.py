@@ -45,7 +45,7 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
                   fold: bool = True, atol: float = 1e-4, seed: int = 0) -> dict:
     """Export stream ``route(frames)`` of ``checkpoint`` to ``out``; returns the side file's dict."""
     from ffn_core.models import count_parameters, gmacs_per_clip
-    from ffn_core.models.export import ExportError, ExportedStream, fold_norms, stream_into
+    from ffn_core.models.export import ChannelScale, ExportError, ExportedStream, fold_norms, stream_into
 
     from .checkpoint import load_checkpoint
 
@@ -57,7 +57,7 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
     stream = model.route(frames)
     size = int(size or cfg.crop_size)
     st = _single_t_model(cfg, int(model.num_classes), stream).eval()
-    plain_params = count_parameters(st)
+    plain_params, plain_gmacs = count_parameters(st), gmacs_per_clip(st, frames, size)  # before any change
     report = stream_into(model, st, stream)
     exported = ExportedStream(st, stream, num_frames=frames).eval()
     x = torch.randn(2, frames, 3, size, size, generator=torch.Generator().manual_seed(seed))
@@ -99,9 +99,9 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
                   "std": list(getattr(getattr(model, "model_cfg", None), "std", []) or [])},
         "class_names": list(getattr(model, "class_names", []) or []),
         "num_classes": int(model.num_classes),
-        "gmacs": gmacs_per_clip(exported, frames, size), "gmacs_st_model": gmacs_per_clip(st_plain(cfg, model, stream),
-                                                                                         frames, size),
-        "params": count_parameters(exported) + sum(b.numel() for n, b in exported.named_buffers() if "scale" in n),
+        "gmacs": gmacs_per_clip(exported, frames, size), "gmacs_st_model": plain_gmacs,
+        "params": count_parameters(exported) + sum(m.scale.numel() for m in exported.modules()
+                                                   if isinstance(m, ChannelScale)),
         "params_st_model": plain_params,
         "weight_alteration": {"folded": len(report["folded"]), "kept_as_scale": report["kept"]},
         "norms": {"folded_after_conv": len(folded["after_conv"]), "folded_before_conv": len(folded["before_conv"]),
@@ -112,11 +112,6 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
     side = out.with_name(out.name + ".json")
     side.write_text(json.dumps(info, indent=1) + "\n")
     return info
-
-
-def st_plain(cfg, model, stream: int):
-    """A freshly built single-T model (the ST model of this architecture), for the accounting."""
-    return _single_t_model(cfg, int(model.num_classes), stream).eval()
 
 
 def _export_onnx(module, x: torch.Tensor, path: str) -> torch.Tensor:
