@@ -78,7 +78,8 @@ class Config:
     label_smoothing: float = 0.0       # on the cross-entropy term(s) (Uniformer recipe: 0.1)
     rho: float = 0.5                   # mixed / proportional probability
     finetune_from: str = ""            # checkpoint for strategy=finetune
-    init_from: str = ""                # start from a single-T checkpoint (convert_st_to_ffn; not with finetune)
+    init_from: str = ""                # start from a single-T checkpoint (convert_st_to_ffn; not with finetune),
+                                       # or official:PATH, a TSM-FFN file released with the original code
     epochs: int = 2
     batch_size: int = 8
     lr: float = 2.0e-3

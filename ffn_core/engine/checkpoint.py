@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ffn_core.config import Config, ConfigError
+from ffn_core.models._safe_pickle import WeightsOnlyLoadError, torch_load_weights_only
 
 __all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint", "build_model",
            "capture_rng", "restore_rng", "unwrap", "versions", "remove_stale_temp_files", "FORMAT"]
@@ -136,11 +137,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         hint = " (a directory: pass RUN/best.pt or RUN/last.pt)" if path.is_dir() else ""
         raise CheckpointError(f"checkpoint {path}: not found{hint}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated / not a torch file / unsafe pickle
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [""]
-        why = next((ln for ln in lines if "Unpickler error" in ln), lines[0])[:300]
-        raise CheckpointError(f"checkpoint {path}: cannot be read ({type(e).__name__}: {why}); "
+        ckpt = torch_load_weights_only(path, map_location=map_location)
+    except WeightsOnlyLoadError as e:  # truncated / not a torch file / unsafe pickle
+        raise CheckpointError(f"checkpoint {path}: cannot be read ({e.kind}: {e.why}); "
                               "the file is corrupt, truncated or not a ffn checkpoint") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -193,6 +192,14 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     The model is rebuilt with the checkpoint's own frames (its trained streams), classes and ablation
     switches; no pretrained weights are loaded (the checkpoint holds them all).
     """
+    from ffn_core.models.official import OfficialCheckpointError, official_spec
+
+    try:
+        spec = official_spec(path)
+    except OfficialCheckpointError as e:
+        raise CheckpointError(str(e)) from None
+    if spec is not None:
+        return _load_official(*spec, device)
     ckpt = read_checkpoint(path)
     try:
         cfg = Config.from_dict(ckpt["config"], source=f"checkpoint {path} (config)")
@@ -206,4 +213,22 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     load_model_state(model, ckpt["model"], f"checkpoint {path}")
     model.class_names = list(ckpt.get("class_names") or [])
     model.checkpoint_info = {k: ckpt.get(k) for k in ("epoch", "best", "strategy", "versions")}
+    return model.to(device).eval(), cfg
+
+
+def _load_official(path: str, model_name, device) -> tuple[nn.Module, Config]:
+    """``load_checkpoint("official:[MODEL:]PATH")``: a checkpoint released with the original FFN code
+    (:func:`~ffn_core.models.load_official_checkpoint`). Its config is ours with the file's model
+    and frames (``strategy=ffn``); it stores no data settings, so pass the dataset's keys
+    (``data_root=...`` etc.) as overrides to ``eval``."""
+    from ffn_core.models.official import OfficialCheckpointError, load_official_checkpoint
+
+    try:
+        model, report = load_official_checkpoint(path, model_name)
+    except (OfficialCheckpointError, FileNotFoundError) as e:
+        raise CheckpointError(str(e)) from None
+    cfg = Config(model=report["model"], frames=tuple(report["frames"]), strategy="ffn", pretrained="")
+    model.class_names = []
+    model.checkpoint_info = {"epoch": report.get("epoch"), "best": report.get("best_prec1"),
+                             "strategy": "ffn (released with the original code)", "versions": None}
     return model.to(device).eval(), cfg

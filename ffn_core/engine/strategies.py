@@ -60,7 +60,21 @@ def _init_from(cfg, model: nn.Module) -> nn.Module:
     if not cfg.init_from:
         return model
     from ffn_core.models import convert_st_to_ffn
+    from ffn_core.models.official import OfficialCheckpointError, init_from_official, official_spec
 
+    try:
+        spec = official_spec(cfg.init_from)
+    except OfficialCheckpointError as e:
+        raise CheckpointError(f"init_from: {e}") from None
+    if spec is not None:  # a checkpoint released with the original FFN code
+        try:
+            rep = init_from_official(model, spec[0])
+        except (OfficialCheckpointError, FileNotFoundError) as e:
+            raise CheckpointError(str(e)) from None
+        routed = ", ".join(f"{t}<-{r}" for t, r in rep["routed"].items())
+        print(f"init_from={cfg.init_from}: {rep['model']} streams {routed}"
+              + (f"; dropped {', '.join(rep['dropped'])} (other classes)" if rep["dropped"] else ""), flush=True)
+        return model
     ckpt = read_checkpoint(cfg.init_from)
     src_model = ckpt.get("config", {}).get("model")
     if src_model not in (None, cfg.model):

@@ -15,6 +15,7 @@ from .tsm_resnet import TSMResNet, build_tsm_resnet
 from . import tea, slowfast, uniformer  # noqa: F401,E402  (register their variants)
 from .accounting import accounting_table, count_parameters, gmacs_per_clip, separate_models_parameters
 from .pretrained import convert_st_to_ffn, load_pretrained
+from .official import OfficialCheckpointError, load_official_checkpoint
 from .recalibrate import recalibrate_bn
 
 __all__ = [
@@ -24,6 +25,6 @@ __all__ = [
     "TemporalShift", "temporal_shift",
     "ResNet2D", "TSMResNet", "build_tsm_resnet",
     "accounting_table", "count_parameters", "gmacs_per_clip", "separate_models_parameters",
-    "convert_st_to_ffn", "load_pretrained",
+    "convert_st_to_ffn", "load_pretrained", "OfficialCheckpointError", "load_official_checkpoint",
     "recalibrate_bn",
 ]

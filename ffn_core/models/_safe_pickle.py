@@ -7,6 +7,10 @@ only the globals numpy arrays need (array reconstruction, dtypes, numpy scalars,
 codec of protocol-2 pickles) and ``OrderedDict``. A pickle that names anything else - ``os.system``,
 ``builtins.eval``, a class - is refused with :class:`UnsafePickleError` naming the file and the
 global, before anything runs.
+
+:func:`torch_load_weights_only` is the one place that calls ``torch.load(weights_only=True)`` for
+checkpoints, pretrained files and released FFN files: its failure is a :class:`WeightsOnlyLoadError`
+carrying a one-line reason, which each caller wraps with its own context.
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ import os
 import pickle
 from typing import Any
 
-__all__ = ["UnsafePickleError", "read_numpy_pickle", "ALLOWED_GLOBALS"]
+__all__ = ["UnsafePickleError", "WeightsOnlyLoadError", "read_numpy_pickle", "torch_load_weights_only",
+           "ALLOWED_GLOBALS"]
 
 #: (module, name) pairs the unpickler may resolve.
 ALLOWED_GLOBALS = frozenset({
@@ -76,3 +81,34 @@ def read_numpy_pickle(path: str | os.PathLike) -> Any:
             raise pickle.UnpicklingError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
     _check_plain(obj, path)
     return obj
+
+
+class WeightsOnlyLoadError(ValueError):
+    """``torch.load(weights_only=True)`` failed. ``unsafe``: the file needs full unpickling (it names a
+    global outside torch's allow-list); otherwise it is truncated or not a torch file. ``why`` is one
+    line (the informative line of torch's multi-line message)."""
+
+    def __init__(self, path: str, why: str, unsafe: bool, kind: str):
+        self.path, self.why, self.unsafe, self.kind = path, why, unsafe, kind
+        super().__init__(f"{path}: {kind}: {why}")
+
+
+def _one_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    for marker in ("Unsupported global", "Unpickler error", "Weights only"):
+        hit = next((ln for ln in lines if marker in ln), None)
+        if hit:
+            return hit[:300]
+    return lines[0][:300]
+
+
+def torch_load_weights_only(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``; any failure becomes a :class:`WeightsOnlyLoadError`."""
+    import torch
+
+    path = os.fspath(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises UnpicklingError for a refused global, others for broken files
+        raise WeightsOnlyLoadError(path, _one_line(e), isinstance(e, pickle.UnpicklingError),
+                                   type(e).__name__) from None

@@ -24,7 +24,6 @@ here knows an architecture.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping
@@ -127,7 +126,7 @@ def read_weights_file(path: str | os.PathLike, where: str = "") -> Dict[str, tor
     ``.pkl``: a pickle of dicts/lists/numpy arrays (caffe2), read without running code; anything
     else: ``torch.load(weights_only=True)``. A file that needs full unpickling is refused with the
     reason, never loaded."""
-    from ._safe_pickle import read_numpy_pickle
+    from ._safe_pickle import WeightsOnlyLoadError, read_numpy_pickle, torch_load_weights_only
 
     path = os.fspath(path)
     where = where or f"pretrained file {path}"
@@ -140,15 +139,13 @@ def read_weights_file(path: str | os.PathLike, where: str = "") -> Dict[str, tor
             blobs = {k: v for k, v in blobs.items() if isinstance(v, np.ndarray)}
         return _unwrap(blobs, where)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [""]
-        why = next((ln for ln in lines if "Unsupported global" in ln), lines[0])
-        raise ValueError(f"{where}: refused: torch.load(weights_only=True) cannot read it and full unpickling "
-                         f"could run code ({why[:200]}); re-save its tensors with "
-                         "torch.save(model.state_dict(), path)") from None
-    except Exception as e:
-        raise ValueError(f"{where}: not a readable torch file ({type(e).__name__}: {str(e)[:200]})") from None
+        obj = torch_load_weights_only(path)
+    except WeightsOnlyLoadError as e:
+        if e.unsafe:
+            raise ValueError(f"{where}: refused: torch.load(weights_only=True) cannot read it and full "
+                             f"unpickling could run code ({e.why[:200]}); re-save its tensors with "
+                             "torch.save(model.state_dict(), path)") from None
+        raise ValueError(f"{where}: not a readable torch file ({e.kind}: {e.why[:200]})") from None
     return _unwrap(obj, where)
 
 
