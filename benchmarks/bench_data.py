@@ -87,7 +87,9 @@ def _loader_ms(cfg, workers: int, batches: int, frame_folders: Path | None = Non
 
 
 def _step_ms(model_name: str, cfg, frames, iters: int) -> float:
-    from ffn_core.engine.step import forward_backward, optimizer_step
+    """Median training step (the params' amp and memory format) of the FFN on ``frames``, or of
+    the ST model when ``frames`` has one entry."""
+    from ffn_core.engine.step import autocast_context, forward_backward, optimizer_step
     from ffn_core.losses import MFALoss
     from ffn_core.models import create_model, to_channels_last
 
@@ -96,15 +98,26 @@ def _step_ms(model_name: str, cfg, frames, iters: int) -> float:
         model = to_channels_last(model)
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     inputs = [(t, torch.randn(cfg.batch_size, t, 3, cfg.crop_size, cfg.crop_size)) for t in sorted(frames, reverse=True)]
+    if len(frames) == 1:
+        inputs = [(None, inputs[0][1])]
     y = torch.randint(0, 18, (cfg.batch_size,))
+    loss = MFALoss() if len(frames) > 1 else (lambda z, t: (torch.nn.functional.cross_entropy(
+        next(iter(z.values())).float(), t), {}))
+    autocast = autocast_context(torch.device("cpu"), cfg.amp)
     times = []
     for i in range(iters + 2):
         t0 = time.perf_counter()
-        forward_backward(model, inputs, y, MFALoss())
+        forward_backward(model, inputs, y, loss, autocast=autocast)
         optimizer_step(model, opt, None)
         if i >= 2:
             times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
+
+
+def _share(load_ms: float, step_ms: float, workers: int) -> float:
+    """The %% of a step spent waiting for data: serial with 0 workers, the excess otherwise."""
+    wait = load_ms if workers == 0 else max(0.0, load_ms - step_ms)
+    return 100 * wait / (wait + step_ms)
 
 
 def main(argv=None) -> int:
@@ -155,22 +168,28 @@ def main(argv=None) -> int:
         print(f"{name:<14}{1000 * per:12.2f}{1000 * uni:10.2f}{uni / per:8.2f}")
 
     step = _step_ms(model, cfg, frames, iters=5)
-    print(f"\n2./3. loader ms per batch of {cfg.batch_size} vs the training step ({step:.0f} ms, FFN {list(frames)})")
+    print(f"\n2./3. loader ms per batch of {cfg.batch_size} vs the training step ({step:.0f} ms, FFN {list(frames)}, "
+          f"amp {cfg.amp})")
     print(f"{'source':<26}{'workers':>8}{'ms/batch':>10}{'data %':>8}")
     sources = [("video files", cfg.replace(cache_videos=False, video_backend="decord"), None)]
     if frame_list.is_file():
         sources.append(("jpeg folders", cfg.replace(cache_videos=False), frame_list))
     if not a.size:
         sources.append(("cache_videos (RAM)", cfg.replace(cache_videos=True), None))
+    default = "cache_videos (RAM)" if cfg.cache_videos and not a.size else ("jpeg folders" if a.size else "video files")
     for name, c, folders in sources:
         for w in (0, 1, 2):
             ms = _loader_ms(c, w, a.batches, folders)
-            wait = ms if w == 0 else max(0.0, ms - step)
-            share = 100 * wait / (wait + step)
-            print(f"{name:<26}{w:>8}{ms:10.1f}{share:8.1f}")
+            print(f"{name:<26}{w:>8}{ms:10.1f}{_share(ms, step, w):8.1f}")
+        if name == default:  # 4. every run the suite trains on this data: the FFN above, each ST-T here
+            per_t = [(t, _loader_ms(c.replace(frames=(t,), strategy="st"), cfg.num_workers, a.batches, folders),
+                      _step_ms(model, c, (t,), iters=5)) for t in frames]
         clear_video_cache()
-    default = "cache_videos (RAM)" if cfg.cache_videos and not a.size else ("jpeg folders" if a.size else "video files")
     print(f"\nthe params' setting: {default}, num_workers={cfg.num_workers}")
+    print("\n4. the params' setting for each single-T run (ST-T: the loader reads T frames per clip)")
+    print(f"{'run':<10}{'ms/batch':>10}{'step ms':>9}{'data %':>8}")
+    for t, ms, st in per_t:
+        print(f"{'ST-' + str(t):<10}{ms:10.1f}{st:9.0f}{_share(ms, st, cfg.num_workers):8.1f}")
     if tmp is not None:
         tmp.cleanup()
     return 0

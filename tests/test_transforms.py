@@ -148,3 +148,21 @@ def test_normalisation_is_torchvisions(train, test_crops):
         want = torch.stack([ref(c) for c in crops]) if test_crops == 3 else ref(crops[0])
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     assert got.dtype == torch.float32
+
+
+@pytest.mark.parametrize("size,scales,flip", [(32, (1.0,), True), (24, (1, 0.875, 0.75, 0.66), True),
+                                              (16, (1, 0.875), False)])
+def test_fast_train_path_equals_the_torchvision_compose(size, scales, flip):
+    """The training transform runs the crop and flip on the plain tensor; it must give what the
+    v2.Compose it replaces gives, and leave the RNG where the Compose leaves it."""
+    from torchvision import tv_tensors
+
+    t = build_transform(True, size, 0, (0.4, 0.5, 0.6), (0.2, 0.3, 0.25), flip=flip, scales=scales)
+    g = torch.Generator().manual_seed(0)
+    for i in range(40):
+        x = torch.randint(0, 256, (4, 3, 32, 40), dtype=torch.uint8, generator=g)
+        torch.manual_seed(i)
+        a, after_a = t(x), torch.rand(1)
+        torch.manual_seed(i)
+        b, after_b = t.normalize(t.spatial(tv_tensors.Video(x)).as_subclass(torch.Tensor)), torch.rand(1)
+        assert torch.equal(a, b) and torch.equal(after_a, after_b), i
