@@ -67,20 +67,25 @@ def test_our_layout_maps_to_exactly_the_released_one():
     assert back == layout
 
 
+def _as_if_trained(model, wa: float, mean: float):
+    """Random non-trivial weight alteration and BN statistics (a fresh model has WA = 0, BN = identity)."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if ".alter." in n:
+                p.normal_(0, wa)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, mean)
+                m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
 @pytest.mark.parametrize("T", [4, 8, 16])
 def test_converted_weights_give_the_same_logits(tmp_path, T):
     """Our model with random 'trained' weights, written in the released layout and loaded back,
     computes the same logits at batch 1."""
     torch.manual_seed(0)
-    ref = create_model("tsm_r50", num_classes=11, frames=(4, 8, 16)).eval()
-    with torch.no_grad():
-        for n, p in ref.named_parameters():
-            if ".alter." in n:
-                p.normal_(0, 0.2)
-        for m in ref.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    ref = _as_if_trained(create_model("tsm_r50", num_classes=11, frames=(4, 8, 16)).eval(), wa=0.2, mean=0.1)
     torch.save({"state_dict": ours_to_official(ref.state_dict())}, tmp_path / "c.pth")
     model, _ = load_official_checkpoint(tmp_path / "c.pth", "tsm_r50")
     x = torch.randn(1, T, 3, 64, 64)
@@ -137,15 +142,7 @@ def test_official_spec_syntax():
 def _tiny_release(path, frames=(2, 4), num_classes=5, seed=0):
     """Our tsm_tiny FFN with random 'trained' WA and BN statistics, saved in the released layout."""
     torch.manual_seed(seed)
-    ref = create_model("tsm_tiny", num_classes=num_classes, frames=frames).eval()
-    with torch.no_grad():
-        for n, p in ref.named_parameters():
-            if ".alter." in n:
-                p.normal_(0, 0.3)
-        for m in ref.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
+    ref = _as_if_trained(create_model("tsm_tiny", num_classes=num_classes, frames=frames).eval(), wa=0.3, mean=0.2)
     torch.save({"epoch": 3, "arch": "tiny", "state_dict": ours_to_official(ref.state_dict())}, path)
     return ref
 
