@@ -91,7 +91,7 @@ class Config:
     lr_steps: tuple = ()               # epochs at which step schedule multiplies lr by 0.1
     warmup_epochs: float = 0.0
     clip_grad: float = 0.0             # max grad L2 norm (0: off); unscaled first under AMP
-    amp: str = "none"                  # none | bf16 (CUDA, or CPU autocast) | fp16 (CUDA only)
+    amp: str = "none"                  # none | bf16 (CUDA, or CPU autocast) | fp16 (CUDA only) | auto (bf16 where native, else none)
     channels_last: bool = False        # NHWC activations (faster convolutions on CUDA and on CPU oneDNN)
     stream_backward: bool = False      # back-propagate stream by stream (lower peak memory)
     fc_lr_mult: bool = True            # classifier weight lr x5, bias lr x10 (TSM recipe); false for AdamW recipes
@@ -120,7 +120,7 @@ class Config:
         _check_choice("loss", self.loss, LOSSES)
         _check_choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _check_choice("schedule", self.schedule, ("cosine", "step", "constant"))
-        _check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        _check_choice("amp", self.amp, ("none", "bf16", "fp16", "auto"))
         _check_choice("video_backend", self.video_backend, ("decord", "pyav"))
         _check_choice("on_bad_sample", self.on_bad_sample, ("skip", "raise"))
         _check_choice("on_nonfinite", self.on_nonfinite, ("raise", "skip_step"))

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ffn_core.config import Config
 from ffn_core.engine import CheckpointError, cross_evaluate, evaluate, fit, load_checkpoint, predict, read_checkpoint
@@ -393,6 +394,28 @@ def test_bf16_autocast_runs_on_cpu_in_fit_and_evaluate(data_root, tmp_path):
     assert math.isfinite(m["final_epoch"]["train_loss"]) and all(0 <= v <= 100 for v in m["top1"].values())
     state = read_checkpoint(tmp_path / "last.pt")["model"]
     assert all(v.dtype in (torch.float32, torch.int64) for v in state.values())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_amp_auto_is_bf16_only_where_the_cpu_has_it(native, data_root, tmp_path, monkeypatch, capsys):
+    """amp=auto: bf16 autocast on a CPU with native bfloat16, float32 on one without (emulated bf16
+    was 8.6x slower than float32 on an AVX2-only CPU). The run's config.yaml keeps "auto" (so a
+    cached run is reused on either machine) and metrics.json records what really ran."""
+    from ffn_core.engine import step
+
+    monkeypatch.setattr(step, "cpu_has_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert step.resolve_amp("auto", cpu) == ("bf16" if native else "none")
+    assert step.resolve_amp("fp16", cpu) == "none" and step.resolve_amp("bf16", cpu) == "bf16"
+    model = create_model("tsm_tiny", num_classes=3, frames=(2,))
+    with step.autocast_context(cpu, "auto")():
+        out = model(torch.randn(2, 2, 3, 16, 16), stream=2)
+    assert out.dtype == (torch.bfloat16 if native else torch.float32)
+    monkeypatch.setattr("ffn_core.engine.train.cpu_has_bf16", lambda: native)
+    m = fit(make_cfg(data_root, tmp_path, amp="auto"))
+    assert m["precision"] == ("bfloat16" if native else "float32")
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["amp"] == "auto"
+    assert ("amp=auto: bfloat16 autocast" if native else "amp=auto: float32") in capsys.readouterr().out
 
 
 def test_fp16_gradscaler_unscale_then_clip_trains_on_cpu(data_root, tmp_path, monkeypatch):

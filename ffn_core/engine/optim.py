@@ -79,7 +79,11 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=bool(getattr(cfg, "nesterov", False)))
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    # fused: one kernel for every parameter (CPU and CUDA): 0.85 vs 5.9 ms a step for tsm_tiny_s2 on 2 CPU
+    # cores (the CPU default is the per-tensor loop); GradScaler's unscale/skip work with it as with the others
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay,
+                             fused=fused or None)
 
 
 def lr_factor(step: int, steps_per_epoch: int, cfg) -> float:

@@ -23,13 +23,40 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
-__all__ = ["forward_backward", "optimizer_step", "autocast_context"]
+__all__ = ["forward_backward", "optimizer_step", "autocast_context", "resolve_amp", "cpu_has_bf16"]
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (oneDNN: avx512_bf16 or AMX). Without it, CPU
+    autocast in bf16 is emulated: measured 8.6x *slower* than float32 for the tiny FFN's ST-8 epoch
+    on an AVX2-only AMD EPYC (226 vs 26 s), while it is 1.65x faster on a CPU with avx512_bf16."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The precision a run really uses: ``auto`` is ``bf16`` where the device computes it natively
+    (a CUDA GPU with bf16 support, a CPU with :func:`cpu_has_bf16`) and ``none`` (float32) elsewhere;
+    ``fp16`` off CUDA is ``none`` (what autocast then does); every other value is returned as given."""
+    if amp == "fp16" and device.type != "cuda":
+        return "none"
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "none"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_bf16() else "none"
+    return "none"
 
 
 def autocast_context(device: torch.device, amp: str) -> Callable[[], contextlib.AbstractContextManager]:
     """A factory of autocast contexts: ``bf16`` on CUDA and on CPU (PyTorch's CPU autocast: the same
-    code path as on a GPU, so CPU tests exercise it), ``fp16`` on CUDA only; a no-op otherwise."""
-    if amp == "none" or device.type not in ("cuda", "cpu") or (amp == "fp16" and device.type != "cuda"):
+    code path as on a GPU, so CPU tests exercise it), ``fp16`` on CUDA only, ``auto`` as
+    :func:`resolve_amp` decides; a no-op otherwise."""
+    amp = resolve_amp(amp, device)
+    if amp == "none" or device.type not in ("cuda", "cpu"):
         return contextlib.nullcontext
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)

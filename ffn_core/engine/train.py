@@ -59,7 +59,7 @@ from .loader import build_eval_loader, build_train_loader, sample_seed, set_epoc
 from .metrics import MetricsCSV, write_json
 from .optim import build_optimizer, build_scheduler
 from .progress import Progress, log, milestone
-from .step import autocast_context, forward_backward, optimizer_step
+from .step import autocast_context, cpu_has_bf16, forward_backward, optimizer_step, resolve_amp
 from .strategies import build_strategy
 
 __all__ = ["fit", "train_one_epoch"]
@@ -300,13 +300,6 @@ def _skipped(bad_log: Path, split: str) -> dict:
     return read_bad_log(bad_log).get(split, {})
 
 
-def _cpu_has_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | None = None) -> dict:
     from ffn_core.data import build_dataset
 
@@ -314,9 +307,13 @@ def _fit(cfg: Config, dist: DistInfo, device: torch.device, stop: StopSignals | 
     main = dist.is_main
     if cfg.amp == "fp16" and device.type != "cuda":
         log(f"note: amp=fp16 needs CUDA; training in float32 on {device} (amp=bf16 runs on CPU too)", main)
-    elif cfg.amp == "bf16" and device.type == "cpu" and not _cpu_has_bf16():
-        log("note: this CPU has no native bfloat16 (avx512_bf16 / AMX): amp=bf16 is emulated here and slower "
-            "than amp=none", main)
+    elif cfg.amp == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        log("note: this CPU has no native bfloat16 (avx512_bf16 / AMX): amp=bf16 is emulated here and several "
+            "times slower than amp=none (amp=auto picks float32 here)", main)
+    elif cfg.amp == "auto":  # resolved by autocast_context wherever it is used; config.yaml keeps "auto"
+        bf16 = resolve_amp("auto", device) == "bf16"
+        log(f"amp=auto: {'bfloat16 autocast' if bf16 else 'float32'} on {device}"
+            + ("" if bf16 or device.type != "cpu" else " (this CPU has no native bfloat16)"), main)
     _prepare_data(cfg, dist)
     strategy = build_strategy(cfg)
     bad_log = run_dir / "bad_samples.jsonl"
@@ -492,4 +489,6 @@ def _final_metrics(cfg, run_dir, model, results, best, rows, train_ds, seconds) 
         "eval": {T: {"num_samples": r["num_samples"], "skipped": r.get("skipped", 0)} for T, r in results.items()},
         "final_epoch": last, "params": count_parameters(model), "gmacs_per_clip": gmacs, "crop_size": cfg.crop_size,
         "train_time_s": seconds, "samples_per_s": last.get("samples_per_s"),
+        "precision": {"bf16": "bfloat16", "fp16": "float16"}.get(resolve_amp(cfg.amp, next(model.parameters()).device),
+                                                                  "float32"),
     }
