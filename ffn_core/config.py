@@ -62,6 +62,7 @@ class Config:
     num_workers: int = 0
     video_backend: str = "decord"      # decord | pyav
     cache_videos: bool = False         # decode each video once into RAM (small datasets; data/datasets.py)
+    persist_video_cache: bool = True   # with cache_videos: also write it to <data_root>/.decoded/ for later processes
     on_bad_sample: str = "skip"        # an unreadable video: skip (train: next sample; eval: left out, counted) | raise
     # ---- model -------------------------------------------------------------------------------
     model: str = "tsm_tiny"            # a name from ffn_core.models.list_models()

@@ -1,6 +1,7 @@
 """Dataset registry, list files and VideoListDataset (streams, shared crop, views, seeding, errors)."""
 import logging
 import math
+import os
 import shutil
 
 import numpy as np
@@ -258,6 +259,50 @@ def test_cache_videos_same_samples_and_reads_from_memory(tmp_path, media, frames
         assert [c.shape[0] for c in again[3][0]] == list(frames), "served from the cache, files gone"
         with pytest.raises(VideoReadError, match="v0.mp4"):
             plain[0]
+    finally:
+        clear_video_cache()
+
+
+@pytest.mark.parametrize("frames", FRAME_SETS)
+def test_persisted_video_cache_is_mapped_by_a_later_process(tmp_path, media, frames, monkeypatch, caplog):
+    """persist_video_cache: the decoded list is written once under <root>/.decoded/; after the process
+    cache is gone (a new process), the same samples come from that file without a single decode; a
+    changed video changes the key (decoded afresh); an unwritable cache dir only logs a warning."""
+    import ffn_core.data.datasets as datasets
+
+    for i in range(3):
+        shutil.copy(media["video"], tmp_path / f"v{i}.mp4")
+    shutil.copy(media["corrupt"], tmp_path / "bad.mp4")
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    records = [VideoRecord(f"v{i}.mp4", NUM_FRAMES, i % 2) for i in range(3)] + [VideoRecord("bad.mp4", 24, 1)]
+    write_list_file(tmp_path / "l.txt", records)
+    kw = dict(crop_size=24, resize=28, cache_videos=True, persist_video_cache=True)
+    clear_video_cache()
+    try:
+        first = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=False, **kw)
+        expected = [first[i] for i in range(3)]
+        written = sorted((tmp_path / ".decoded").glob("l-*.json"))
+        assert len(written) == 1 and written[0].with_suffix(".npy").is_file()
+        assert not list((tmp_path / ".decoded").glob(".*tmp*")), "no temporary file left behind"
+        clear_video_cache()
+        real_open = datasets.open_reader
+        monkeypatch.setattr(datasets, "open_reader", lambda *a, **k: pytest.fail("decoded although persisted"))
+        again = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=False, **kw)
+        for i in range(3):
+            assert again[i][1] == expected[i][1] and all(torch.equal(a, b) for a, b in zip(again[i][0], expected[i][0]))
+        monkeypatch.setattr(datasets, "open_reader", real_open)
+        with pytest.raises(VideoReadError, match="bad.mp4"):  # not in the file: the normal path reports it
+            again[3]
+        clear_video_cache()
+        os.utime(tmp_path / "v1.mp4", ns=(1, 1))
+        VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=False, **kw)
+        assert len(list((tmp_path / ".decoded").glob("l-*.json"))) == 2, "a changed video: a new key"
+        clear_video_cache()
+        shutil.rmtree(tmp_path / ".decoded")
+        (tmp_path / ".decoded").write_text("not a folder")
+        with caplog.at_level(logging.WARNING, logger="ffn_core.data.datasets"):
+            ds = VideoListDataset(tmp_path / "l.txt", tmp_path, "synthetic", frames, train=False, **kw)
+        assert ds[0][1] == expected[0][1] and "could not persist" in caplog.text
     finally:
         clear_video_cache()
 

@@ -30,7 +30,7 @@ __all__ = ["IGNORED_KEYS", "config_differences", "train_or_load", "checkpoint_of
 
 #: Keys that do not change what a run learns; a run that differs only in these is reused.
 IGNORED_KEYS = ("name", "out_dir", "resume", "log_every", "num_workers", "device", "eval_every", "eval_frames",
-                "extra", "video_backend", "cache_videos", "threads")
+                "extra", "video_backend", "cache_videos", "persist_video_cache", "threads")
 
 
 def config_differences(saved: Mapping, cfg: Config) -> list[str]:

@@ -17,9 +17,18 @@ DataLoader worker forks, so workers read it copy-on-write. Sampling, clamping, t
 corrupt-video policy are unchanged (a video that fails to decode is simply not cached, and the
 normal path reports it). Meant for small datasets: the synthetic ``cpu`` tier is 0.6 GB
 (4,000 videos x 48 frames x 32 x 32 x 3); the size is logged.
+
+Persisted (``persist_video_cache=True``, the default with ``cache_videos``): the decoded frames of a
+list are also written once to ``<data_root>/.decoded/<list>-<key>.npy`` (every frame of every
+readable video, flat uint8) with a JSON index beside it, and a later process - the next notebook of
+the suite, the next ``train`` - maps that file instead of decoding again. The key is a sha256 of
+the list file's bytes and of every listed video's size and modification time, so a regenerated or
+edited dataset is decoded afresh; the index is written last (after an atomic rename of the array),
+so a killed write leaves no file that would be read. A read-only data root only logs a note.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -57,6 +66,64 @@ def clear_video_cache() -> None:
 def video_cache_nbytes() -> int:
     """Bytes held by this process's decoded-video cache (``cache_videos``)."""
     return sum(a.nbytes for a in _DECODED.values())
+
+
+PERSIST_DIR = ".decoded"  # under the data root: the persisted decoded-video cache (module docstring)
+
+
+def _persist_key(list_file: Path, paths: Sequence[str]) -> str:
+    """sha256 (16 hex) of the list's bytes and each listed video's size and mtime (missing: -1)."""
+    import hashlib
+
+    h = hashlib.sha256(list_file.read_bytes())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\0-1\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _load_persisted(index_file: Path) -> tuple[int, set]:
+    """Map a persisted cache into ``_DECODED``: ``(videos added, paths that did not decode)``."""
+    try:
+        index = json.loads(index_file.read_text())
+        flat = np.load(index_file.with_suffix(".npy"), mmap_mode="r")
+    except (OSError, ValueError) as e:
+        log.warning("cache_videos: ignoring %s (%s); decoding instead", index_file, e)
+        return 0, set()
+    added = 0
+    for path, offset, shape in index["videos"]:
+        if path not in _DECODED:
+            _DECODED[path] = flat[offset:offset + int(np.prod(shape))].reshape(shape)
+            added += 1
+    return added, set(index.get("unreadable", ()))
+
+
+def _write_persisted(index_file: Path, paths: Sequence[str]) -> None:
+    """Write the decoded frames of ``paths`` (those in ``_DECODED``) as one flat array + index; the
+    others are listed as unreadable (left to the normal path, which applies the corrupt-video policy)."""
+    videos, offset = [], 0
+    for p in paths:
+        if p in _DECODED:
+            videos.append([p, offset, list(_DECODED[p].shape)])
+            offset += _DECODED[p].size
+    try:
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_name(f".{index_file.stem}.{os.getpid()}.tmp.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(offset,))
+        for p, off, shape in videos:
+            out[off:off + int(np.prod(shape))] = _DECODED[p].reshape(-1)
+        out.flush()
+        del out
+        os.replace(tmp, index_file.with_suffix(".npy"))
+        atomic_write_text(index_file, json.dumps({"videos": videos, "unreadable": [p for p in paths if p not in _DECODED]}))
+    except OSError as e:
+        log.warning("cache_videos: could not persist the decoded videos to %s (%s); this process keeps them "
+                    "in memory only", index_file.parent, e)
+        with contextlib.suppress(OSError, UnboundLocalError):
+            os.unlink(tmp)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -235,7 +302,8 @@ class VideoListDataset(Dataset):
     def __init__(self, list_file: str | os.PathLike, root: str | os.PathLike, spec: DatasetSpec | str,
                  frames: Sequence[int], train: bool, crop_size: int, resize: int, num_clips: int = 1,
                  test_crops: int = 1, backend: str = "decord", on_error: str | None = None,
-                 cache_videos: bool = False, scales: Sequence[float] | None = None,
+                 cache_videos: bool = False, persist_video_cache: bool = False,
+                 scales: Sequence[float] | None = None,
                  bad_log: str | os.PathLike | None = None, split: str = "") -> None:
         self.spec = get_dataset_spec(spec) if isinstance(spec, str) else spec
         self.list_file, self.root = Path(list_file), Path(root)
@@ -274,6 +342,7 @@ class VideoListDataset(Dataset):
             log.warning("%d of %d videos in %s have fewer than %d frames: TSN sampling repeats frames for them "
                         "(frames=%s)", self.short_videos, len(self.records), self.list_file, longest, list(self.frames))
         self.cache_videos = bool(cache_videos)
+        self.persist_video_cache = self.cache_videos and bool(persist_video_cache)
         if self.cache_videos:
             self._fill_cache()
 
@@ -282,6 +351,16 @@ class VideoListDataset(Dataset):
         todo = [i for i in range(len(self.records)) if self.video_path(i) not in _DECODED]
         if not todo:
             return
+        index_file = None
+        if self.persist_video_cache:
+            paths = [self.video_path(i) for i in range(len(self.records))]
+            index_file = self.root / PERSIST_DIR / f"{self.list_file.stem}-{_persist_key(self.list_file, paths)}.json"
+            if index_file.is_file():
+                n, unreadable = _load_persisted(index_file)
+                todo = [i for i in todo if self.video_path(i) not in _DECODED and self.video_path(i) not in unreadable]
+                log.info("cache_videos: mapped %d decoded videos of %s from %s", n, self.list_file, index_file)
+                if not todo:
+                    return
 
         def decode(i: int) -> tuple[str, np.ndarray | None]:
             path = self.video_path(i)
@@ -300,6 +379,8 @@ class VideoListDataset(Dataset):
         total = video_cache_nbytes()
         log.info("cache_videos: decoded %d videos of %s (%.0f MB; %.0f MB cached in this process)",
                  len(todo), self.list_file, added / 2**20, total / 2**20)
+        if index_file is not None:
+            _write_persisted(index_file, paths)
 
     @property
     def num_views(self) -> int:
@@ -468,6 +549,7 @@ def build_dataset(cfg, split: str, frames: Sequence[int] | None = None,
         list_file, cfg.data_root, spec, frames if frames is not None else cfg.frames, train=train,
         crop_size=cfg.crop_size, resize=cfg.test_resize,
         num_clips=1 if train else cfg.num_clips, test_crops=1 if train else cfg.test_crops,
-        backend=cfg.video_backend, cache_videos=cfg.cache_videos, scales=cfg.train_scales,
+        backend=cfg.video_backend, cache_videos=cfg.cache_videos, persist_video_cache=cfg.persist_video_cache,
+        scales=cfg.train_scales,
         on_error=getattr(cfg, "on_bad_sample", None), bad_log=bad_log, split=split,
     )
