@@ -657,3 +657,30 @@ def test_seed_spread_table():
     t = mod.spread(df).set_index("method")
     assert t.loc["ST", "mean"] == 62.0 and t.loc["ST", "std"] == pytest.approx(2.0)
     assert (t.loc["FFN", "min"], t.loc["FFN", "max"], t.loc["FFN", "seeds"]) == (70.0, 73.0, 3)
+
+
+def test_suite_timing_separates_table8_training(tmp_path, capsys):
+    """tools/suite_timing.py: notebook seconds from suite.json, training runs from metrics.csv, and the
+    Table 8 runs (models/<architecture>/...) summed apart from the rest."""
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "suite_timing.py"
+    spec = importlib.util.spec_from_file_location("suite_timing", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    (tmp_path / "suite.json").write_text(json.dumps({"notebooks": {
+        "02_baseline_tfd": {"status": "ok", "seconds": 100.0}, "03_train_ffn": {"status": "ok", "seconds": 300.0}}}))
+    head = "epoch,data_time_s,step_time_s,epoch_time_s\n"
+    for rel, rows in {"st_4_e2": "1,1.0,9.0,10.5\n2,1.0,9.0,10.5\n",
+                      "uniformer_xs/st_4_e2": "1,2.0,38.0,40.0\n2,2.0,38.0,40.0\n"}.items():
+        (tmp_path / "models" / rel).mkdir(parents=True)
+        (tmp_path / "models" / rel / "metrics.csv").write_text(head + rows)
+    rows = {r["run"]: r for r in mod.run_rows(tmp_path)}
+    assert rows["st_4_e2"]["train_s"] == 21.0 and not rows["st_4_e2"]["table8"]
+    assert rows["uniformer_xs/st_4_e2"]["table8"] and rows["st_4_e2"]["data_pct"] == pytest.approx(10.0)
+    assert mod.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| **all** | | **400** (6.7 min) |" in out and "| **all but Table 8's training** | | **320** (5.3 min) |" in out
+    with pytest.raises(SystemExit, match="suite.json not found"):
+        mod.main([str(tmp_path / "nothing")])
