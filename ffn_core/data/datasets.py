@@ -109,12 +109,12 @@ def _write_persisted(index_file: Path, paths: Sequence[str]) -> None:
         if p in _DECODED:
             videos.append([p, offset, list(_DECODED[p].shape)])
             offset += _DECODED[p].size
+    tmp = index_file.with_name(f".{index_file.stem}.{os.getpid()}.tmp.npy")
     try:
         index_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = index_file.with_name(f".{index_file.stem}.{os.getpid()}.tmp.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(offset,))
-        for p, off, shape in videos:
-            out[off:off + int(np.prod(shape))] = _DECODED[p].reshape(-1)
+        for p, off, _ in videos:
+            out[off:off + _DECODED[p].size] = _DECODED[p].reshape(-1)
         out.flush()
         del out
         os.replace(tmp, index_file.with_suffix(".npy"))
@@ -122,8 +122,9 @@ def _write_persisted(index_file: Path, paths: Sequence[str]) -> None:
     except OSError as e:
         log.warning("cache_videos: could not persist the decoded videos to %s (%s); this process keeps them "
                     "in memory only", index_file.parent, e)
-        with contextlib.suppress(OSError, UnboundLocalError):
-            os.unlink(tmp)
+    finally:
+        with contextlib.suppress(OSError):  # gone after the rename; unreachable when the folder could not be made
+            tmp.unlink()
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -348,22 +349,22 @@ class VideoListDataset(Dataset):
 
     def _fill_cache(self) -> None:
         """Decode every not yet cached video of the list once, all frames (module docstring)."""
-        todo = [i for i in range(len(self.records)) if self.video_path(i) not in _DECODED]
+        paths = [self.video_path(i) for i in range(len(self.records))]
+        todo = [i for i, p in enumerate(paths) if p not in _DECODED]
         if not todo:
             return
         index_file = None
         if self.persist_video_cache:
-            paths = [self.video_path(i) for i in range(len(self.records))]
             index_file = self.root / PERSIST_DIR / f"{self.list_file.stem}-{_persist_key(self.list_file, paths)}.json"
             if index_file.is_file():
                 n, unreadable = _load_persisted(index_file)
-                todo = [i for i in todo if self.video_path(i) not in _DECODED and self.video_path(i) not in unreadable]
+                todo = [i for i in todo if paths[i] not in _DECODED and paths[i] not in unreadable]
                 log.info("cache_videos: mapped %d decoded videos of %s from %s", n, self.list_file, index_file)
                 if not todo:
                     return
 
         def decode(i: int) -> tuple[str, np.ndarray | None]:
-            path = self.video_path(i)
+            path = paths[i]
             try:
                 with self._open(i) as reader:
                     return path, np.ascontiguousarray(reader.read(np.arange(reader.num_frames())))
