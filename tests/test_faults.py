@@ -5,6 +5,7 @@ They run on a tiny synthetic benchmark (16 train / 8 val clips, 16 frames, 32 px
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -416,6 +417,40 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(data_root,
     with pytest.raises(CheckpointError, match=r"last\.pt: could not be written \(No space left on device.*the previous one is intact"):
         fit(make_cfg(data_root, out, epochs=2, resume=True))
     assert (out / "last.pt").read_bytes() == before and not list(out.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("existing", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_atomic_path_replaces_the_file_only_after_the_writer_finished(tmp_path, existing, fails):
+    """ffn_core.atomic (checkpoints, exports, metrics, tables, figures, caches): a writer that raises
+    half-way leaves the previous file (or none) and no temporary file; one that finishes replaces it
+    with a file of normal permissions (mkstemp's 0600 is not kept)."""
+    from ffn_core.atomic import atomic_path
+
+    dest = tmp_path / "new" / "table.csv"
+    if existing:
+        dest.parent.mkdir()
+        dest.write_text("old\n")
+    with contextlib.ExitStack() as stack:
+        if fails:
+            stack.enter_context(pytest.raises(OSError, match="No space"))
+        with atomic_path(dest) as tmp:
+            assert tmp.parent == dest.parent and tmp != dest
+            tmp.write_text("half")
+            if fails:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            tmp.write_text("new\n")
+    assert [p.name for p in dest.parent.iterdir()] == ([dest.name] if existing or not fails else [])
+    if not fails:
+        assert dest.read_text() == "new\n" and dest.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    elif existing:
+        assert dest.read_text() == "old\n"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_cli_sigterm_exits_143_naming_the_checkpoint_and_resume_matches(data_root, tmp_path):

@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ffn_core.atomic import atomic_write_text
+
 from ffn_core.config import Config, ConfigError, save_config
 from ffn_core.engine.progress import milestone
 
@@ -363,17 +365,15 @@ def costs_table(exps: Sequence[Exp], frames_of=None, which: str = "best") -> pd.
 def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     """Write ``df`` as CSV at ``path`` and as JSON records beside it (``.json``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(path, index=False)
-    path.with_suffix(".json").write_text(df.to_json(orient="records", indent=1, force_ascii=False))
+    atomic_write_text(path, df.to_csv(index=False))
+    atomic_write_text(path.with_suffix(".json"), df.to_json(orient="records", indent=1, force_ascii=False))
     return path
 
 
 def save_json(data, path: str | Path) -> Path:
     """Write plain data as indented JSON (the next notebooks and the report read it)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1, default=str))
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))
     return path
 
 

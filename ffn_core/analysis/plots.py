@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ffn_core.atomic import atomic_path
+
 __all__ = ["plot_sampling", "plot_clips", "plot_heatmap", "plot_acc_vs_gmacs", "plot_bn_stats",
            "plot_accuracy_lines", "plot_grouped_bars", "plot_cascade", "plot_cascade_results", "plot_class_probs", "denormalize"]
 
@@ -28,8 +30,8 @@ def _fig(w: float = 6.0, h: float = 4.0, ncols: int = 1, nrows: int = 1):
 
 def _save(fig, path) -> None:
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
 
 
 def denormalize(clip, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> np.ndarray:

@@ -18,6 +18,8 @@ from typing import Sequence
 import pandas as pd
 import yaml
 
+from ffn_core.atomic import atomic_write_text
+
 from . import paper_numbers
 from .claims import check_claims, main_ffn_rows
 from .tables import markdown_table, pivot, read_results
@@ -190,8 +192,7 @@ def build_report(out_dir: str | Path, title: str | None = None) -> Path:
     if info.is_file():
         dataset = json.loads(info.read_text()).get("dataset", "")
     claims = check_claims(r)
-    (out_dir / "results").mkdir(parents=True, exist_ok=True)
-    (out_dir / "results" / "claims.json").write_text(json.dumps([c.to_dict() for c in claims], indent=1))
+    atomic_write_text(out_dir / "results" / "claims.json", json.dumps([c.to_dict() for c in claims], indent=1))
     fig = lambda name: f"figures/{name}" if (out_dir / "figures" / name).is_file() else None  # noqa: E731
     figs = lambda *names: [f for f in map(fig, names) if f]  # noqa: E731
 
@@ -250,7 +251,7 @@ def build_report(out_dir: str | Path, title: str | None = None) -> Path:
     parts.append(_cascade_section(r, figs("06_cascade.png")))
     parts.append("## Not measured here\n" + ("".join(f"- {c.claim}: {c.ours}\n" for c in missing) or "- nothing\n"))
     path = out_dir / "report.md"
-    path.write_text("\n".join(parts))
+    atomic_write_text(path, "\n".join(parts))
     return path
 
 

@@ -22,6 +22,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import yaml
 
+from ffn_core.atomic import atomic_path, atomic_write_text
+
 from ffn_core.config import Config, parse_frames
 from ffn_core.engine.progress import milestone
 
@@ -155,8 +157,9 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
                 pdir.mkdir(parents=True, exist_ok=True)
                 for t in missing:
                     src = Path(tmp) / f"logits_{row['name'].replace('/', '_')}_T{t}.npz"
-                    shutil.copyfile(src, pdir / f"T{t}.npz")
-                    (pdir / f"T{t}.json").write_text(json.dumps(_cache_key(ckpts[lab], t, overrides)))
+                    with atomic_path(pdir / f"T{t}.npz") as dst:
+                        shutil.copyfile(src, dst)
+                    atomic_write_text(pdir / f"T{t}.json", json.dumps(_cache_key(ckpts[lab], t, overrides)))
         milestone(f"evaluated {len(labels)} run(s) at {list(missing)} frames on {overrides['val_list'] or 'val.txt'} "
                   f"in {time.perf_counter() - t0:.0f} s: {', '.join(labels)}")
     return {label: {t: load_predictions(run, t, list_file) for t in frames} for label, run in runs.items()}
@@ -181,6 +184,6 @@ def model_costs(run_dir: str | Path, frames: Sequence[int], size: int | None = N
         gm = {**(cache.get("gmacs", {}) if same else {}), **{str(t): gmacs_per_clip(model, t, size=size) for t in want}}
         cache = {"checkpoint": stamp, "size": size, "params": count_parameters(model),
                  "frames": list(model.frames), "gmacs": gm}
-        path.write_text(json.dumps(cache, indent=1))
+        atomic_write_text(path, json.dumps(cache, indent=1))
     return {"params": int(cache["params"]), "frames": cache["frames"], "size": cache["size"],
             "gmacs": {t: float(cache["gmacs"][str(t)]) for t in want}}

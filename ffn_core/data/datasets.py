@@ -28,7 +28,6 @@ so a killed write leaves no file that would be read. A read-only data root only 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -42,7 +41,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ffn_core.config import atomic_write_text, parse_frames
+from ffn_core.atomic import atomic_path, atomic_write_text
+from ffn_core.config import parse_frames
 from ffn_core.data.readers import KINDS, VideoReadError, open_reader
 from ffn_core.data.sampling import multi_frequency_indices, union_indices
 from ffn_core.data.transforms import build_transform
@@ -109,22 +109,17 @@ def _write_persisted(index_file: Path, paths: Sequence[str]) -> None:
         if p in _DECODED:
             videos.append([p, offset, list(_DECODED[p].shape)])
             offset += _DECODED[p].size
-    tmp = index_file.with_name(f".{index_file.stem}.{os.getpid()}.tmp.npy")
     try:
-        index_file.parent.mkdir(parents=True, exist_ok=True)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(offset,))
-        for p, off, _ in videos:
-            out[off:off + _DECODED[p].size] = _DECODED[p].reshape(-1)
-        out.flush()
-        del out
-        os.replace(tmp, index_file.with_suffix(".npy"))
+        with atomic_path(index_file.with_suffix(".npy")) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(offset,))
+            for p, off, _ in videos:
+                out[off:off + _DECODED[p].size] = _DECODED[p].reshape(-1)
+            out.flush()
+            del out
         atomic_write_text(index_file, json.dumps({"videos": videos, "unreadable": [p for p in paths if p not in _DECODED]}))
     except OSError as e:
         log.warning("cache_videos: could not persist the decoded videos to %s (%s); this process keeps them "
                     "in memory only", index_file.parent, e)
-    finally:
-        with contextlib.suppress(OSError):  # gone after the rename; unreachable when the folder could not be made
-            tmp.unlink()
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ffn_core.atomic import atomic_path, atomic_write_text
 from ffn_core.data.synthetic_classes import CLASSES, ClassDef, Scene, class_names, make_scene
 
 __all__ = ["CLASSES", "ClassDef", "class_names", "TierSpec", "TIERS", "VERSION", "render_video",
@@ -165,16 +166,9 @@ def render_video(class_idx: int, rng: np.random.Generator, num_frames: int, size
 
 
 # --------------------------------------------------------------------------------------------------
-# atomic file I/O (temp name in the same folder + os.replace)
+# atomic file I/O (ffn_core.atomic for files; a folder is written under a temp name, then renamed)
 def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, pix_fmt: str) -> int:
@@ -186,9 +180,8 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, pix_fmt: str) 
     per 48-frame 32 px clip)."""
     import av
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp, packets = _tmp(path), 0
-    try:
+    packets = 0
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as container:
             stream = container.add_stream("libx264", rate=fps)
             stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
@@ -199,9 +192,6 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, crf: int, pix_fmt: str) 
                                     if frame is not None else None)
                 packets += sum(1 for p in out if p.size)
                 container.mux(out)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return packets
 
 
@@ -339,7 +329,7 @@ def generate(out_dir, tier="smoke", seed: int = 0, write_frames: bool = False, w
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     (out / META).unlink(missing_ok=True)
-    write_text(out / PARTIAL, json.dumps(want))
+    atomic_write_text(out / PARTIAL, json.dumps(want))
     jobs = [(str(out), spec, int(seed), split, i, int(lab), bool(write_frames))
             for split, n in _split_sizes(spec).items()
             for i, lab in enumerate(_labels(seed, split, n))]
@@ -360,16 +350,16 @@ def generate(out_dir, tier="smoke", seed: int = 0, write_frames: bool = False, w
     for split, items in rows.items():
         items.sort()
         lists[split] = f"{split}.txt"
-        write_text(out / f"{split}.txt", "".join(f"videos/{split}/{i + 1:06d}.mp4 {n} {lab}\n" for i, lab, n in items))
+        atomic_write_text(out / f"{split}.txt", "".join(f"videos/{split}/{i + 1:06d}.mp4 {n} {lab}\n" for i, lab, n in items))
         if write_frames:
-            write_text(out / f"{split}_frames.txt", "".join(f"frames/{split}/{i + 1:06d} {n} {lab}\n" for i, lab, n in items))
-    write_text(out / "classes.txt", "".join(f"{name}\n" for name in class_names()))
+            atomic_write_text(out / f"{split}_frames.txt", "".join(f"frames/{split}/{i + 1:06d} {n} {lab}\n" for i, lab, n in items))
+    atomic_write_text(out / "classes.txt", "".join(f"{name}\n" for name in class_names()))
     meta = {**want, "num_classes": len(CLASSES), "num_train": spec.num_train, "num_val": spec.num_val,
             "num_calib": spec.num_calib, "num_frames": spec.num_frames, "size": spec.size,
             "write_frames": bool(write_frames),
             "generated": sum(r[4] for r in results), "kept": sum(not r[4] for r in results),
             "seconds": round(time.time() - t0, 2), "workers": workers, "lists": lists}
-    write_text(out / META, json.dumps(meta, indent=1))  # the completion marker, last
+    atomic_write_text(out / META, json.dumps(meta, indent=1))  # the completion marker, last
     (out / PARTIAL).unlink(missing_ok=True)
     if verbose:
         print(f"synthetic: {meta['generated']} clips generated, {meta['kept']} kept, {meta['seconds']:.1f} s; "

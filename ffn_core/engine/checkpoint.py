@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import platform
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ffn_core.atomic import atomic_path
 from ffn_core.config import Config, ConfigError
 from ffn_core.models._safe_pickle import WeightsOnlyLoadError, torch_load_weights_only
 
@@ -88,22 +88,12 @@ def restore_rng(state: dict) -> None:
 def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     """Write ``state`` (see module docstring) atomically: temp file in the same folder + ``os.replace``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "versions": versions(), **state}
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
     except OSError as e:
         raise CheckpointError(_write_failed(path, e)) from None
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        _unlink_quietly(tmp)
-        raise CheckpointError(_write_failed(path, e)) from None
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
     return path
 
 

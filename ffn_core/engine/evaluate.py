@@ -21,6 +21,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+
+from ffn_core.atomic import atomic_path
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -148,11 +150,10 @@ def _val_loader(cfg: Config, T: int, batch_size: int, num_workers: int, device: 
 def _save_logits(out_dir: Path, name: str, T: int, out: dict, labels: np.ndarray, stream: int, class_names) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (f"logits_T{T}.npz" if not name else f"logits_{name}_T{T}.npz")
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, probs=out["probs"].astype(np.float32), logits=out["logits"].astype(np.float32),
-             labels=labels.astype(np.int64), frames=np.int64(T), stream=np.int64(stream),
-             class_names=np.array(list(class_names or []), dtype=str))
-    tmp.replace(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+        np.savez(f, probs=out["probs"].astype(np.float32), logits=out["logits"].astype(np.float32),
+                 labels=labels.astype(np.int64), frames=np.int64(T), stream=np.int64(stream),
+                 class_names=np.array(list(class_names or []), dtype=str))
     return path
 
 

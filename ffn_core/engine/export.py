@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
+from ffn_core.atomic import atomic_path, atomic_write_text
 from ffn_core.config import ConfigError
 
 from .cli import one_line
@@ -69,28 +68,21 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
         raise ExportError(f"export: the single-T module differs from stream {stream} by {diff_module:.3g} > "
                           f"--atol {atol} (please report this model: {cfg.model})")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:  # replaces `out` only once the file loaded back matches the stream
         if fmt == "torchscript":
             import warnings
 
             with warnings.catch_warnings(), torch.no_grad():
                 warnings.simplefilter("ignore")  # TracerWarnings: shape checks fold to constants (T is fixed)
                 traced = torch.jit.trace(exported, x[:1], check_trace=False)
-                traced.save(tmp)
-                loaded = torch.jit.load(tmp)(x).float()
+                traced.save(str(tmp))
+                loaded = torch.jit.load(str(tmp))(x).float()
         else:
-            loaded = _export_onnx(exported, x, tmp)
+            loaded = _export_onnx(exported, x, str(tmp))
         diff_file = (loaded - ref).abs().max().item()
         if not diff_file <= atol:
             raise ExportError(f"export: {out} (as loaded back) differs from stream {stream} by {diff_file:.3g} "
                               f"> --atol {atol}")
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     info = {
         "file": str(out), "format": fmt, "checkpoint": str(checkpoint), "model": cfg.model,
         "frames": frames, "stream": stream, "trained_frames": list(model.frames),
@@ -110,7 +102,7 @@ def export_stream(checkpoint: str | Path, frames: int, fmt: str, out: str | Path
         "max_abs_diff": {"module": diff_module, "file": diff_file},
     }
     side = out.with_name(out.name + ".json")
-    side.write_text(json.dumps(info, indent=1) + "\n")
+    atomic_write_text(side, json.dumps(info, indent=1) + "\n")
     return info
 
 
