@@ -20,6 +20,12 @@ __all__ = ["Claim", "check_claims", "CHECKS"]
 TOL = 1.0  # points of top-1 treated as noise where a claim says "about as good"
 
 
+def _gap(a: float, b: float) -> float:
+    """``a - b`` in points of top-1, rounded to 1e-6: accuracies are counts over N clips, and their float
+    difference must not decide a verdict at a threshold (63.9 - 64.9 = -1.0000000000000142 < -1)."""
+    return round(float(a) - float(b), 6)
+
+
 @dataclass
 class Claim:
     id: str
@@ -73,7 +79,7 @@ def tfd(r: Mapping) -> Claim:
     lo, hi = st[0], st[-1]
     x, y = _acc(cross, f"ST-{hi}", lo), _acc(cross, f"ST-{lo}", lo)
     return Claim("tfd", claim, paper, f"ST-{hi} at {lo}F = {_f(x)}% vs ST-{lo} = {_f(y)}% ({x - y:+.2f})",
-                 bool(x < y - TOL), "02")
+                 bool(_gap(x, y) < -TOL), "02")
 
 
 def nearby(r: Mapping) -> Claim:
@@ -88,7 +94,7 @@ def nearby(r: Mapping) -> Claim:
     if len(row) < 3:
         return _missing("nearby", claim, paper, "02", "fewer than 3 inference counts <= H")
     accs = row["top1"].to_numpy()
-    worst = float(np.min(np.diff(accs))) if len(accs) > 1 else 0.0
+    worst = min(_gap(b, a) for a, b in zip(accs[:-1], accs[1:]))
     seq = "/".join(_f(a) for a in accs)
     return Claim("nearby", claim, paper, f"ST-{hi} at {'/'.join(map(str, row['frames']))}F: {seq} "
                  f"(largest drop {min(worst, 0):+.2f})", bool(worst >= -TOL), "02")
@@ -123,7 +129,7 @@ def _ffn_vs_st(r: Mapping, method: str = "FFN"):
     for t in trained:
         a, b = _acc(ffn, method, int(t)), _acc(cross, f"ST-{int(t)}", int(t))
         if not np.isnan(a) and not np.isnan(b):
-            diffs[int(t)] = (a, b, a - b)
+            diffs[int(t)] = (a, b, _gap(a, b))
     return diffs or None
 
 
@@ -189,7 +195,7 @@ def ffn_vs_htrained(r: Mapping) -> Claim:
     lo = int(ffn[ffn["trained"].astype(bool)]["frames"].min())
     a, b = _acc(ffn, "FFN", lo), _acc(cross, f"ST-{st[-1]}", lo)
     return Claim("ffn_vs_h", claim, paper, f"{lo}F: FFN {_f(a)} vs ST-{st[-1]} {_f(b)} ({a - b:+.2f})",
-                 bool(a - b > 5.0), "02+03")
+                 bool(_gap(a, b) > 5.0), "02+03")
 
 
 def overhead(r: Mapping) -> Claim:
