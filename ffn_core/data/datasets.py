@@ -121,6 +121,7 @@ def _write_persisted(index_file: Path, paths: Sequence[str]) -> None:
         log.warning("cache_videos: could not persist the decoded videos to %s (%s); this process keeps them "
                     "in memory only", index_file.parent, e)
 
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
