@@ -313,6 +313,31 @@ def test_experiment_configs(tmp_path):
         ex.check_frames_for("04_ablations", (4,), 2)
 
 
+@pytest.mark.parametrize("warmup", [None, 0.0, 1.0, 2.5])
+def test_st_warmup_applies_to_the_runs_from_scratch_only(tmp_path, warmup):
+    """``suite: st_warmup_epochs`` warms up the ST runs (02, and the ST-H every init run starts from,
+    the same config); FFN, ablation, baseline and sequence runs from ST-H keep the config's own."""
+    ctx = nb.setup(_params(tmp_path), tmp_path / "out")
+    if warmup is not None:
+        ctx.options["st_warmup_epochs"] = warmup
+    st = ex.st_exps(ctx, (4, 8, 16))
+    assert [e.cfg.warmup_epochs for e in st] == [ctx.cfg.warmup_epochs if warmup is None else warmup] * 3
+    others = [*ex.main_ffn_exps(ctx, (4, 8, 16), scratch=False, init_epochs=2),
+              *ex.ablation_exps(ctx, (4, 8, 16), 1, [0.5], init=True),
+              *ex.baseline_exps(ctx, (4, 8, 16), 2, [0.5], [0.75], init=True),
+              *ex.sequence_exps(ctx, [(4, 16)], 2, init=True)]
+    assert all(e.cfg.warmup_epochs == ctx.cfg.warmup_epochs for e in others)
+    assert all(e.cfg.init_from or e.cfg.finetune_from for e in others)
+
+
+def test_st_warmup_must_be_a_number_at_least_0(tmp_path):
+    ctx = nb.setup(_params(tmp_path), tmp_path / "out")
+    for bad, match in ((-1, "expected a number >= 0"), ("soon", "expected a number")):
+        ctx.options["st_warmup_epochs"] = bad
+        with pytest.raises(ConfigError, match=f"st_warmup_epochs={bad!r}: {match}"):
+            ex.st_exp(ctx, 4)
+
+
 @pytest.mark.parametrize("loss", ["ce_all", "ce_kl"])
 def test_config_loss_names_the_run_dir_and_ablations_keep_mfal(tmp_path, loss):
     """A non-MFAL recipe never shares a run dir with an MFAL run; Table 4 ablates the paper's FFN."""

@@ -154,9 +154,19 @@ def _exp(ctx: NotebookContext, method: str, spec: str, slug: str, epochs: int | 
 
 
 def st_exp(ctx: NotebookContext, T: int, epochs: int | None = None) -> Exp:
-    """ST: one model trained at T frames only (Separated Training)."""
+    """ST: one model trained at T frames only (Separated Training), from scratch.
+
+    The suite option ``st_warmup_epochs`` (if set) is its ``warmup_epochs``: a linear warm-up for the
+    runs that start from random weights, without stretching it over the short runs that start from
+    a trained ST-H (ablations, baselines, the FFNs)."""
+    keys = {}
+    if ctx.option("st_warmup_epochs") is not None:
+        w = ctx.float_option("st_warmup_epochs")
+        if w < 0:
+            raise ConfigError(f"st_warmup_epochs={ctx.option('st_warmup_epochs')!r}: expected a number >= 0")
+        keys["warmup_epochs"] = w
     return _exp(ctx, f"ST-{int(T)}", f"{int(T)}F", f"st_{int(T)}", epochs, strategy="st", frames=(int(T),),
-                eval_frames=(int(T),))
+                eval_frames=(int(T),), **keys)
 
 
 def st_exps(ctx: NotebookContext, frames: Sequence[int], epochs: int | None = None) -> list[Exp]:
