@@ -425,7 +425,7 @@ def test_atomic_path_replaces_the_file_only_after_the_writer_finished(tmp_path, 
     """ffn_core.atomic (checkpoints, exports, metrics, tables, figures, caches): a writer that raises
     half-way leaves the previous file (or none) and no temporary file; one that finishes replaces it
     with a file of normal permissions (mkstemp's 0600 is not kept)."""
-    from ffn_core.atomic import atomic_path
+    from ffn_core.atomic import _umask, atomic_path
 
     dest = tmp_path / "new" / "table.csv"
     if existing:
@@ -445,12 +445,6 @@ def test_atomic_path_replaces_the_file_only_after_the_writer_finished(tmp_path, 
         assert dest.read_text() == "new\n" and dest.stat().st_mode & 0o777 == 0o666 & ~_umask()
     elif existing:
         assert dest.read_text() == "old\n"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def test_cli_sigterm_exits_143_naming_the_checkpoint_and_resume_matches(data_root, tmp_path):

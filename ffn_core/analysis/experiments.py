@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from ffn_core.atomic import atomic_write_text
-
 from ffn_core.config import Config, ConfigError, save_config
 from ffn_core.engine.progress import milestone
 
@@ -159,12 +158,11 @@ def st_exp(ctx: NotebookContext, T: int, epochs: int | None = None) -> Exp:
     The suite option ``st_warmup_epochs`` (if set) is its ``warmup_epochs``: a linear warm-up for the
     runs that start from random weights, without stretching it over the short runs that start from
     a trained ST-H (ablations, baselines, the FFNs)."""
-    keys = {}
-    if ctx.option("st_warmup_epochs") is not None:
-        w = ctx.float_option("st_warmup_epochs")
-        if w < 0:
-            raise ConfigError(f"st_warmup_epochs={ctx.option('st_warmup_epochs')!r}: expected a number >= 0")
-        keys["warmup_epochs"] = w
+    keys, raw = {}, ctx.option("st_warmup_epochs")
+    if raw is not None:
+        keys["warmup_epochs"] = ctx.float_option("st_warmup_epochs", raw)
+        if keys["warmup_epochs"] < 0:
+            raise ConfigError(f"st_warmup_epochs={raw!r}: expected a number >= 0")
     return _exp(ctx, f"ST-{int(T)}", f"{int(T)}F", f"st_{int(T)}", epochs, strategy="st", frames=(int(T),),
                 eval_frames=(int(T),), **keys)
 

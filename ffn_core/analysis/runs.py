@@ -23,7 +23,6 @@ import numpy as np
 import yaml
 
 from ffn_core.atomic import atomic_path, atomic_write_text
-
 from ffn_core.config import Config, parse_frames
 from ffn_core.engine.progress import milestone
 
@@ -154,7 +153,6 @@ def evaluate_runs(runs: Mapping[str, str | Path], frames: Sequence[int], cfg: Co
                                  batch_size=overrides["batch_size"], verbose=verbose)
             for lab, row in zip(labels, res["rows"]):
                 pdir = _preds_dir(Path(runs[lab]), list_file)
-                pdir.mkdir(parents=True, exist_ok=True)
                 for t in missing:
                     src = Path(tmp) / f"logits_{row['name'].replace('/', '_')}_T{t}.npz"
                     with atomic_path(pdir / f"T{t}.npz") as dst:

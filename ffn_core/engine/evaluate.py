@@ -21,11 +21,10 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-
-from ffn_core.atomic import atomic_path
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ffn_core.atomic import atomic_path
 from ffn_core.config import Config, ConfigError, parse_frames
 
 from .checkpoint import load_checkpoint, unwrap
@@ -148,7 +147,6 @@ def _val_loader(cfg: Config, T: int, batch_size: int, num_workers: int, device: 
 
 
 def _save_logits(out_dir: Path, name: str, T: int, out: dict, labels: np.ndarray, stream: int, class_names) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (f"logits_T{T}.npz" if not name else f"logits_{name}_T{T}.npz")
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
         np.savez(f, probs=out["probs"].astype(np.float32), logits=out["logits"].astype(np.float32),
